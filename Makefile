@@ -1,0 +1,51 @@
+# Two commands on a fresh machine with only Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FLASK := $(BIN)/flask --app web.wsgi
+
+.PHONY: help install run test test-unit test-integration test-browser lint web worker flower migrate bench clean
+
+help:
+	@echo "make run     start web, worker, Flower, embedded Redis and an SMTP sink (SQLite)"
+	@echo "make test    install and run the whole test suite"
+	@echo "make web | worker | flower   one role, configured by the environment"
+	@echo "make lint    ruff and the import boundaries"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m scripts.run_local
+
+test: $(STAMP)
+	bash scripts/ensure_chromium.sh
+	$(BIN)/python -m pytest
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration and not browser"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+migrate: $(STAMP)
+	$(FLASK) db upgrade
+
+web: $(STAMP) migrate
+	$(BIN)/gunicorn --bind 127.0.0.1:$${PORT:-5000} --workers $${WEB_CONCURRENCY:-2} --access-logfile - web.wsgi:app
+
+worker: $(STAMP)
+	$(BIN)/celery -A worker.celery_app:celery_app worker -Q email --loglevel INFO --concurrency $${WORKER_CONCURRENCY:-2}
+
+flower: $(STAMP)
+	$(BIN)/celery -A worker.celery_app:celery_app flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555}
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Developer tools: the local stack behind `make run`, and the benchmark."""

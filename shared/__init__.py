@@ -1,0 +1,1 @@
+"""What both tiers import: settings, models, the task contract and reset tokens."""

@@ -1,0 +1,152 @@
+"""Settings for both tiers, read once from the environment (12-factor).
+
+Every knob the operator can turn is an environment variable documented in `.env.example`.
+Tests build `Settings` from a plain mapping instead of touching `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
+ENVIRONMENTS = ("development", "testing", "production")
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a configuration that is safe to run."""
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "production"
+    secret_key: str = DEV_SECRET_KEY
+    database_url: str = "sqlite:///microblog.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    mail_server: str = "127.0.0.1"
+    mail_port: int = 8025
+    mail_use_tls: bool = False
+    mail_use_ssl: bool = False
+    mail_username: str | None = None
+    mail_password: str | None = None
+    mail_default_sender: str = "Microblog <no-reply@localhost>"
+    server_name: str | None = None
+    preferred_url_scheme: str = "https"
+    port: int = 5000
+    app_name: str = "Microblog"
+    reset_token_minutes: int = 10
+    smtp_timeout_seconds: float = 10.0
+    task_soft_time_limit: int = 15
+    task_time_limit: int = 20
+    broker_visibility_timeout: int = 30
+    publish_timeout_seconds: float = 1.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from `environ` (default: the process environment plus `.env`)."""
+        if environ is None:
+            _load_dotenv()
+            environ = os.environ
+        env = environ.get("APP_ENV", "production").strip().lower()
+        if env not in ENVIRONMENTS:
+            raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
+        get = environ.get
+        return cls(
+            env=env,
+            secret_key=get("SECRET_KEY", DEV_SECRET_KEY),
+            database_url=get("DATABASE_URL", cls.database_url),
+            redis_url=get("REDIS_URL", cls.redis_url),
+            mail_server=get("MAIL_SERVER", cls.mail_server),
+            mail_port=int(get("MAIL_PORT", str(cls.mail_port))),
+            mail_use_tls=_flag(get("MAIL_USE_TLS", "false")),
+            mail_use_ssl=_flag(get("MAIL_USE_SSL", "false")),
+            mail_username=get("MAIL_USERNAME") or None,
+            mail_password=get("MAIL_PASSWORD") or None,
+            mail_default_sender=get("MAIL_DEFAULT_SENDER", cls.mail_default_sender),
+            server_name=get("SERVER_NAME") or None,
+            preferred_url_scheme=get("PREFERRED_URL_SCHEME", cls.preferred_url_scheme),
+            port=int(get("PORT", str(cls.port))),
+            app_name=get("APP_NAME", cls.app_name),
+            reset_token_minutes=int(get("RESET_TOKEN_MINUTES", str(cls.reset_token_minutes))),
+            smtp_timeout_seconds=float(get("SMTP_TIMEOUT", str(cls.smtp_timeout_seconds))),
+            task_soft_time_limit=int(get("TASK_SOFT_TIME_LIMIT", str(cls.task_soft_time_limit))),
+            task_time_limit=int(get("TASK_TIME_LIMIT", str(cls.task_time_limit))),
+            broker_visibility_timeout=int(
+                get("BROKER_VISIBILITY_TIMEOUT", str(cls.broker_visibility_timeout))
+            ),
+            publish_timeout_seconds=float(
+                get("PUBLISH_TIMEOUT", str(cls.publish_timeout_seconds))
+            ),
+        )
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def is_development(self) -> bool:
+        return self.env in {"development", "testing"}
+
+    def check_secret_key(self) -> None:
+        """Refuse the well-known development key anywhere it could protect real accounts."""
+        if not self.is_development and self.secret_key == DEV_SECRET_KEY:
+            raise ConfigError("SECRET_KEY must be set outside development (APP_ENV=production)")
+
+    def check_link_settings(self) -> None:
+        """The worker builds absolute links; refuse to guess the host outside development."""
+        if self.is_development:
+            return
+        if not self.server_name:
+            raise ConfigError("SERVER_NAME must be set outside development: reset links need it")
+        if self.preferred_url_scheme not in {"http", "https"}:
+            raise ConfigError("PREFERRED_URL_SCHEME must be http or https")
+
+    @property
+    def link_base_url(self) -> str:
+        """Scheme and host of the links the worker writes into emails."""
+        host = self.server_name or f"127.0.0.1:{self.port}"
+        scheme = self.preferred_url_scheme if self.server_name else "http"
+        return f"{scheme}://{host}"
+
+    def flask_config(self) -> dict[str, Any]:
+        """The Flask config keys that Flask and its extensions read."""
+        return {
+            "SECRET_KEY": self.secret_key,
+            "TESTING": self.env == "testing",
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options(self.database_url),
+            "MAIL_SERVER": self.mail_server,
+            "MAIL_PORT": self.mail_port,
+            "MAIL_USE_TLS": self.mail_use_tls,
+            "MAIL_USE_SSL": self.mail_use_ssl,
+            "MAIL_USERNAME": self.mail_username,
+            "MAIL_PASSWORD": self.mail_password,
+            "MAIL_DEFAULT_SENDER": self.mail_default_sender,
+            # Flask-Mail suppresses sending when TESTING is on; the tests choose for themselves.
+            "MAIL_SUPPRESS_SEND": False,
+            "PREFERRED_URL_SCHEME": self.preferred_url_scheme,
+            "MAX_CONTENT_LENGTH": 64 * 1024,
+            "APP_NAME": self.app_name,
+            "SETTINGS": self,
+        }
+
+
+def engine_options(database_url: str) -> dict[str, Any]:
+    """SQLite is shared by two processes in development: wait for locks instead of failing."""
+    # hide_parameters keeps addresses and hashes out of error messages and logs.
+    if database_url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 15}, "hide_parameters": True}
+    return {"pool_pre_ping": True, "hide_parameters": True}
+
+
+def _load_dotenv() -> None:
+    try:
+        from dotenv import load_dotenv
+    except ImportError:  # pragma: no cover - python-dotenv is a declared dependency
+        return
+    load_dotenv(override=False)

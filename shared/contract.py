@@ -1,0 +1,37 @@
+"""The contract between the tiers: task names, queues, payloads and the link path.
+
+The web tier publishes by name (`send_task`) and never imports worker code, so these
+strings, not module paths, are what keeps the two tiers in step. Payloads are small
+JSON: an outbox row id, never an address, a token or password material, because Redis
+and Flower show task arguments to whoever can read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+EMAIL_QUEUE = "email"
+SEND_PASSWORD_RESET = "email.send_password_reset"
+
+RESET_PASSWORD_PATH = "/reset_password/<token>"
+
+
+@dataclass(frozen=True)
+class DeliveryPayload:
+    """The keyword arguments of every email task."""
+
+    delivery_id: str
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+TASK_ROUTES: dict[str, dict[str, str]] = {
+    SEND_PASSWORD_RESET: {"queue": EMAIL_QUEUE},
+}
+
+
+def reset_password_url(base_url: str, token: str) -> str:
+    """The absolute link the email carries; the web tier serves the same path."""
+    return base_url.rstrip("/") + RESET_PASSWORD_PATH.replace("<token>", token)

@@ -1,0 +1,97 @@
+"""The tables both tiers read: accounts and the email outbox."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from flask_login import UserMixin
+from sqlalchemy import DateTime, Integer, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from shared.clock import utcnow
+from shared.database import db
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes; SQLite hands back naive ones, which are UTC by construction."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def __repr__(self) -> str:
+        return f"<User {self.id}>"
+
+
+class DeliveryKind(StrEnum):
+    PASSWORD_RESET = "password_reset"
+
+
+class DeliveryStatus(StrEnum):
+    """Where an outbox row is on its way to the SMTP server."""
+
+    QUEUED = "queued"  # committed by the web tier, waiting for a worker
+    SENDING = "sending"  # claimed by a worker until `lease_until`
+    RETRYING = "retrying"  # a transient failure; due again at `next_attempt_at`
+    SENT = "sent"  # the SMTP server accepted it
+    NO_ACCOUNT = "no_account"  # nobody has that address: nothing to send, by design
+    FAILED = "failed"  # dead letter: permanent refusal or retries exhausted
+    EXPIRED = "expired"  # the link would have expired before delivery
+
+
+class EmailDelivery(db.Model):  # type: ignore[name-defined,misc]
+    """An outbox row: the web tier commits it, then publishes only its id."""
+
+    __tablename__ = "email_delivery"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(16), index=True, default=DeliveryStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    @classmethod
+    def new(cls, kind: DeliveryKind, email: str) -> EmailDelivery:
+        now = utcnow()
+        return cls(
+            id=secrets.token_hex(16),
+            kind=kind.value,
+            email=email,
+            status=DeliveryStatus.QUEUED.value,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def __repr__(self) -> str:
+        return f"<EmailDelivery {self.id} {self.status}>"

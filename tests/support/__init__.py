@@ -1,0 +1,1 @@
+"""Plumbing for the tests: real servers on loopback and small helpers."""

@@ -1,0 +1,59 @@
+"""The web tier: accounts and the reset forms. It records and enqueues; it never sends mail."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from shared.celery_factory import make_celery
+from shared.config import Settings
+from shared.database import db
+from web.extensions import csrf, login_manager, migrate, register_user_loader
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    settings.check_secret_key()
+    app = Flask(__name__)
+    app.config.from_mapping(settings.flask_config())
+    register_extensions(app, settings)
+    register_blueprints(app)
+    configure_logging(app)
+    return app
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=migrations_directory())
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    register_user_loader()
+    app.extensions["celery"] = make_celery(settings, "web")
+
+
+def register_blueprints(app: Flask) -> None:
+    from web.auth import bp as auth_bp
+    from web.errors import register_error_handlers
+    from web.health import bp as health_bp
+    from web.main import bp as main_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(health_bp)
+    register_error_handlers(app)
+
+
+def configure_logging(app: Flask) -> None:
+    if not app.debug and not app.testing:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+
+
+def migrations_directory() -> str:
+    from pathlib import Path
+
+    import shared
+
+    return str(Path(shared.__file__).parent / "migrations")

@@ -1,0 +1,1 @@
+"""The worker tier: renders and sends the emails the web tier enqueued."""

@@ -1,0 +1,9 @@
+"""Entry module: `celery -A worker.celery_app:celery_app worker -Q email`.
+
+The Flask object is deliberately not called `app`: `celery -A` would pick it first.
+"""
+
+from worker.app import create_worker_app
+
+flask_app = create_worker_app()
+celery_app = flask_app.extensions["celery"]

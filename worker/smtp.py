@@ -1,0 +1,88 @@
+"""Send a Flask-Mail message over one SMTP connection kept open per worker process.
+
+Flask-Mail opens a connection per message, sets no socket timeout and ignores a partial
+recipient refusal; this keeps its message building, settings and `email_dispatched`
+signal (so `record_messages` works in tests) and adds the three.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+
+from flask import current_app
+from flask_mail import Message, email_dispatched, sanitize_address, sanitize_addresses
+
+_connection: smtplib.SMTP | None = None
+
+
+def forget_connection() -> None:
+    """Drop the parent's connection after fork without closing the shared socket."""
+    global _connection
+    _connection = None
+
+
+def close_connection() -> None:
+    global _connection
+    if _connection is not None:
+        try:
+            _connection.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+    _connection = None
+
+
+def _open() -> smtplib.SMTP:
+    state = current_app.extensions["mail"]
+    timeout = current_app.config["SETTINGS"].smtp_timeout_seconds
+    host: smtplib.SMTP
+    if state.use_ssl:
+        host = smtplib.SMTP_SSL(state.server, state.port, timeout=timeout)
+    else:
+        host = smtplib.SMTP(state.server, state.port, timeout=timeout)
+    if state.use_tls:
+        host.starttls()
+    if state.username and state.password:
+        host.login(state.username, state.password)
+    return host
+
+
+def _sendmail(host: smtplib.SMTP, message: Message) -> None:
+    refused = host.sendmail(
+        sanitize_address(message.sender),
+        list(sanitize_addresses(message.send_to)),
+        message.as_bytes(),
+        message.mail_options,
+        message.rcpt_options,
+    )
+    if refused:
+        # Some recipients accepted, some not: that is not a success for the refused ones.
+        raise smtplib.SMTPRecipientsRefused(refused)
+
+
+def send(message: Message) -> None:
+    """Send, reusing this process's connection; reopen once if the server had closed it.
+
+    Reopening is safe: a server that dropped an idle connection had not yet been handed
+    this message, since acceptance only happens at the reply to the final DATA.
+    """
+    global _connection
+    if message.date is None:
+        message.date = time.time()
+    if not current_app.extensions["mail"].suppress:
+        reused = _connection is not None
+        if _connection is None:
+            _connection = _open()
+        try:
+            _sendmail(_connection, message)
+        except smtplib.SMTPServerDisconnected:
+            _connection = None
+            if not reused:
+                raise
+            _connection = _open()
+            _sendmail(_connection, message)
+        except (smtplib.SMTPException, OSError):
+            # After an error the session state is unknown: start clean next time.
+            close_connection()
+            raise
+    email_dispatched.send(current_app._get_current_object(), message=message)  # type: ignore[attr-defined]
