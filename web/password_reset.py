@@ -6,27 +6,25 @@ answer nor its timing tells a visitor which addresses have accounts.
 
 from __future__ import annotations
 
-import logging
-
 from flask import current_app
 
 from shared.contract import SEND_PASSWORD_RESET, DeliveryPayload
 from shared.database import db
 from shared.emails import mask_email, normalize_email
+from shared.events import delivery_event
 from shared.models import DeliveryKind, EmailDelivery
 from web.publisher import publish_delivery
-
-log = logging.getLogger(__name__)
 
 
 def request_password_reset(email: str) -> EmailDelivery:
     delivery = EmailDelivery.new(DeliveryKind.PASSWORD_RESET, normalize_email(email))
     db.session.add(delivery)
     db.session.commit()
-    log.info("reset requested delivery=%s to=%s", delivery.id, mask_email(delivery.email))
-    publish_delivery(
+    published = publish_delivery(
         current_app.extensions["celery"],
         SEND_PASSWORD_RESET,
         DeliveryPayload(delivery_id=delivery.id),
     )
+    delivery_event("reset.requested", delivery.id, to=mask_email(delivery.email),
+                   published=published)
     return delivery

@@ -21,13 +21,12 @@ from shared.config import Settings
 from shared.contract import reset_password_url
 from shared.database import db
 from shared.emails import mask_email
+from shared.events import delivery_event
 from shared.models import DeliveryStatus, EmailDelivery, User
 from shared.tokens import issue_reset_token
 from worker import outbox, smtp
 from worker.rendering import password_reset_message
 from worker.smtp_errors import classify
-
-log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 2.0
@@ -55,19 +54,19 @@ def deliver_password_reset(delivery_id: str) -> Outcome:
     if delivery is None:
         current = db.session.get(EmailDelivery, delivery_id)
         status = current.status if current else "missing"
-        log.info("delivery=%s not claimed status=%s: nothing to do", delivery_id, status)
+        delivery_event("delivery.skipped", delivery_id, status=status)
         return Outcome(status)
 
     expires_at = delivery.created_at + timedelta(minutes=settings.reset_token_minutes)
     if expires_at - utcnow() < MIN_LINK_LIFETIME:
         outbox.finish(delivery, DeliveryStatus.EXPIRED, "link would expire before delivery")
-        log.warning("delivery=%s expired before it could be sent", delivery.id)
+        delivery_event("delivery.expired", delivery.id, level=logging.WARNING)
         return Outcome(DeliveryStatus.EXPIRED.value)
 
     user = db.session.scalar(select(User).where(User.email == delivery.email))
     if user is None:
         outbox.finish(delivery, DeliveryStatus.NO_ACCOUNT)
-        log.info("delivery=%s no account: nothing sent", delivery.id)
+        delivery_event("delivery.no_account", delivery.id)
         return Outcome(DeliveryStatus.NO_ACCOUNT.value)
 
     token = issue_reset_token(
@@ -82,8 +81,8 @@ def deliver_password_reset(delivery_id: str) -> Outcome:
     except Exception as exc:  # noqa: BLE001 - every failure is classified, none is dropped
         return _record_failure(delivery, exc)
     outbox.finish(delivery, DeliveryStatus.SENT)
-    log.info("delivery=%s sent to=%s attempt=%d", delivery.id, mask_email(user.email),
-             delivery.attempts)
+    delivery_event("delivery.sent", delivery.id, to=mask_email(user.email),
+                   attempt=delivery.attempts)
     return Outcome(DeliveryStatus.SENT.value)
 
 
@@ -91,15 +90,17 @@ def _record_failure(delivery: EmailDelivery, exc: BaseException) -> Outcome:
     failure = classify(exc)
     if not failure.transient:
         outbox.finish(delivery, DeliveryStatus.FAILED, failure.reason)
-        log.error("delivery=%s dead-lettered: %s", delivery.id, failure.reason)
+        delivery_event("delivery.dead", delivery.id, level=logging.ERROR,
+                       attempt=delivery.attempts, reason=failure.reason)
         return Outcome(DeliveryStatus.FAILED.value)
     if delivery.attempts >= MAX_ATTEMPTS:
         reason = f"gave up after {delivery.attempts} attempts: {failure.reason}"
         outbox.finish(delivery, DeliveryStatus.FAILED, reason)
-        log.error("delivery=%s dead-lettered: %s", delivery.id, reason)
+        delivery_event("delivery.dead", delivery.id, level=logging.ERROR,
+                       attempt=delivery.attempts, reason=reason)
         return Outcome(DeliveryStatus.FAILED.value)
     delay = backoff_seconds(delivery.attempts)
     outbox.schedule_retry(delivery, timedelta(seconds=delay), failure.reason)
-    log.warning("delivery=%s attempt=%d failed (%s); retry in %.1fs",
-                delivery.id, delivery.attempts, failure.reason, delay)
+    delivery_event("delivery.retrying", delivery.id, level=logging.WARNING,
+                   attempt=delivery.attempts, reason=failure.reason, retry_in=f"{delay:.1f}s")
     return Outcome(DeliveryStatus.RETRYING.value, retry_in=delay)
