@@ -13,6 +13,9 @@ from typing import Any
 
 EMAIL_QUEUE = "email"
 SEND_PASSWORD_RESET = "email.send_password_reset"
+SEND_PASSWORD_CHANGED = "email.send_password_changed"
+# Periodic (beat): re-publishes outbox rows that were never published or got stuck.
+RELAY_OUTBOX = "email.relay_outbox"
 
 RESET_PASSWORD_PATH = "/reset_password/<token>"
 
@@ -26,9 +29,15 @@ class DeliveryPayload:
     def as_kwargs(self) -> dict[str, Any]:
         return asdict(self)
 
+    def display(self) -> str:
+        """What task events (and so Flower) show for the arguments."""
+        return repr(self.as_kwargs())
+
 
 TASK_ROUTES: dict[str, dict[str, str]] = {
     SEND_PASSWORD_RESET: {"queue": EMAIL_QUEUE},
+    SEND_PASSWORD_CHANGED: {"queue": EMAIL_QUEUE},
+    RELAY_OUTBOX: {"queue": EMAIL_QUEUE},
 }
 
 

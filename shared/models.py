@@ -49,6 +49,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
 
 class DeliveryKind(StrEnum):
     PASSWORD_RESET = "password_reset"
+    PASSWORD_CHANGED = "password_changed"  # the "your password was changed" notice
 
 
 class DeliveryStatus(StrEnum):

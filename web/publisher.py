@@ -31,6 +31,8 @@ def publish_delivery(celery: Celery, task_name: str, payload: DeliveryPayload) -
         celery.send_task(
             task_name,
             kwargs=payload.as_kwargs(),
+            kwargsrepr=payload.display(),
+            argsrepr="()",
             queue=EMAIL_QUEUE,
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,

@@ -32,7 +32,7 @@ def test_forgotten_password_journey(chromium, live_stack, screenshot_dir: Path):
     page.fill("#email", "susan@example.com")
     shot("reset-request")
     page.click("input[type=submit][value='Reset Password']")
-    assert page.url.endswith("/login")
+    assert page.url.endswith("/reset_password_request/sent")
     assert "Check your email" in page.inner_text(".flashes")
     shot("check-your-email")
 

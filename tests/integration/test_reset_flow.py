@@ -23,7 +23,7 @@ def test_a_user_resets_a_forgotten_password(web_app: Flask, worker: WorkerProces
 
     response = submit(client, "/reset_password_request", {"email": "susan@example.com"})
     assert response.status_code == 302
-    assert b"Check your email" in client.get("/login").data
+    assert b"Check your email" in client.get(response.headers["Location"]).data
 
     [received] = smtp_server.mailbox.wait_for(1)
     assert received.envelope_to == ["susan@example.com"]

@@ -22,8 +22,9 @@ def queued_messages(broker: fakeredis.FakeRedis) -> list[dict]:
 def test_known_email_records_and_enqueues_only_an_id(client: FlaskClient, app: Flask,
                                                     fake_broker, user: User):
     response = client.post("/reset_password_request", data={"email": " Susan@Example.com "})
-    assert response.status_code == 302 and response.headers["Location"] == "/login"
-    assert CHECK_EMAIL in client.get("/login").data
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/reset_password_request/sent"
+    assert CHECK_EMAIL in client.get("/reset_password_request/sent").data
 
     with app.app_context():
         delivery = db.session.scalars(db.select(EmailDelivery)).one()
@@ -84,3 +85,12 @@ def test_signed_in_user_is_sent_home(client: FlaskClient, user: User, auth):
 
 def test_reset_button_says_what_it_does(client: FlaskClient):
     assert b'value="Reset Password"' in client.get("/reset_password_request").data
+
+
+def test_flower_sees_only_the_delivery_id(client: FlaskClient, app: Flask, fake_broker,
+                                          user: User):
+    client.post("/reset_password_request", data={"email": "susan@example.com"})
+    [message] = queued_messages(fake_broker)
+    assert message["headers"]["argsrepr"] == "()"
+    assert message["headers"]["kwargsrepr"].startswith("{'delivery_id': '")
+    assert "susan" not in message["headers"]["kwargsrepr"]

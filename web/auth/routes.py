@@ -88,8 +88,14 @@ def reset_password_request() -> ResponseReturnValue:
     if form.validate_on_submit():
         request_password_reset(form.email.data or "")
         flash(CHECK_EMAIL_MESSAGE, "info")
-        return redirect(url_for("auth.login"))
+        return redirect(url_for("auth.reset_password_sent"))
     return render_template("auth/reset_password_request.html", title="Reset Password", form=form)
+
+
+@bp.get("/reset_password_request/sent")
+def reset_password_sent() -> ResponseReturnValue:
+    """The same confirmation for every well-formed request, known address or not."""
+    return render_template("auth/reset_password_sent.html", title="Check Your Email")
 
 
 def _user_for_token(token: str) -> User:
