@@ -135,6 +135,8 @@ class DeliveryAttempt(db.Model):  # type: ignore[name-defined,misc]
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # For a transient failure: when the next attempt was scheduled (the backoff chosen).
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     def __repr__(self) -> str:
         return f"<DeliveryAttempt {self.delivery_id} {self.outcome}>"

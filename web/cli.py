@@ -96,8 +96,11 @@ def show_delivery(delivery_id: str) -> None:
     for number, attempt in enumerate(attempts, start=1):
         waited = (attempt.started_at - previous).total_seconds()
         outcome = attempt.outcome or "did not finish"
+        retry = ""
+        if attempt.retry_at is not None and attempt.finished_at is not None:
+            retry = f" next in {(attempt.retry_at - attempt.finished_at).total_seconds():.1f}s"
         click.echo(f"  attempt {number}: {_when(attempt.started_at)} (+{waited:.1f}s) "
-                   f"{outcome} {attempt.error or ''} [{attempt.worker}]".rstrip())
+                   f"{outcome}{retry} {attempt.error or ''} [{attempt.worker}]".rstrip())
         previous = attempt.started_at
 
 

@@ -103,6 +103,7 @@ def schedule_retry(claim: Claim, delay: timedelta, error: str) -> None:
     delivery.updated_at = now
     delivery.last_error = error
     _close_attempt(claim, DeliveryStatus.RETRYING, error, now)
+    claim.attempt.retry_at = delivery.next_attempt_at
     db.session.commit()
 
 

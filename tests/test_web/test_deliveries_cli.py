@@ -50,14 +50,17 @@ def test_show_lists_each_attempt_with_the_wait_before_it(app: Flask):
     with app.app_context():
         db.session.add_all([
             DeliveryAttempt(delivery_id=delivery_id, worker="w1:1", outcome="retrying",
-                            error="451 later", started_at=created + timedelta(seconds=1)),
+                            error="451 later", started_at=created + timedelta(seconds=1),
+                            finished_at=created + timedelta(seconds=2),
+                            retry_at=created + timedelta(seconds=4.5)),
             DeliveryAttempt(delivery_id=delivery_id, worker="w2:2", outcome=None,
                             started_at=created + timedelta(seconds=5)),
         ])
         db.session.commit()
     result = app.test_cli_runner().invoke(args=["deliveries", "show", delivery_id])
     assert result.exit_code == 0, result.output
-    assert "attempt 1:" in result.output and "(+1.0s) retrying 451 later" in result.output
+    assert "attempt 1:" in result.output
+    assert "(+1.0s) retrying next in 2.5s 451 later" in result.output
     assert "attempt 2:" in result.output and "(+4.0s) did not finish" in result.output
 
     missing = app.test_cli_runner().invoke(args=["deliveries", "show", "nope"])

@@ -117,6 +117,7 @@ def test_transient_smtp_failure_leaves_the_row_for_the_relay(worker_app: Flask, 
     assert row.lease_until is None
     [attempt] = outbox.attempts(delivery_id)
     assert attempt.outcome == "retrying" and "451" in attempt.error
+    assert attempt.retry_at == row.next_attempt_at
 
 
 def test_a_retry_is_not_taken_before_it_is_due(worker_app: Flask, user: User, outbox):

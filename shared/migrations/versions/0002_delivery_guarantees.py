@@ -29,6 +29,7 @@ def upgrade():
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('outcome', sa.String(length=16), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('retry_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['delivery_id'], ['email_delivery.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
