@@ -64,8 +64,7 @@ class DeliveryStatus(StrEnum):
     EXPIRED = "expired"  # the link would have expired before delivery
 
 
-# Statuses a row leaves only through a worker or the relay; the others are final.
-UNFINISHED_STATUSES = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
+# Statuses a row never leaves (short of an operator's `deliveries retry`).
 FINAL_STATUSES = (
     DeliveryStatus.SENT,
     DeliveryStatus.NO_ACCOUNT,

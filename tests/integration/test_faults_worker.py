@@ -25,10 +25,11 @@ def test_worker_killed_mid_burst_loses_nothing(fault_web: Flask, fault_env, smtp
 
     accepted = ResetRequests(fault_web.test_client()).ask_all(emails)
     wait_until(lambda: len(smtp_server.mailbox.received) >= BURST // 3, 30, "a third sent")
-    in_flight = {row.id for row in rows(fault_web) if row.status == "sending"}
     worker.kill()
     killed_at = time.time()
     delivered_before = len(smtp_server.mailbox.recipients())
+    # Nothing else changes a claimed row: these are exactly the ones the dead worker held.
+    in_flight = {row.id for row in rows(fault_web) if row.status == "sending"}
 
     processes(WorkerProcess(fault_env))
     restarted_at = time.time()

@@ -61,3 +61,19 @@ def test_outbox_settings_come_from_the_environment():
     assert (settings.outbox_relay_interval, settings.outbox_stale_after) == (1.5, 7)
     assert (settings.retry_backoff_base, settings.retry_backoff_max) == (0.5, 4)
     assert settings.delivery_max_attempts == 3
+
+
+def test_the_documented_example_environment_is_a_safe_one():
+    from pathlib import Path
+
+    from dotenv import dotenv_values
+
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    values = {k: v for k, v in dotenv_values(example).items() if v is not None}
+    settings = Settings.from_env(values)
+    settings.check_delivery_timing()
+    defaults = Settings()
+    for name in ("task_time_limit", "broker_visibility_timeout", "publish_timeout_seconds",
+                 "outbox_relay_interval", "outbox_stale_after", "retry_backoff_base",
+                 "retry_backoff_max", "delivery_max_attempts"):
+        assert getattr(settings, name) == getattr(defaults, name), name
