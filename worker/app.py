@@ -52,10 +52,13 @@ def beat_settings(settings: Settings) -> dict[str, Any]:
     """`celery -A worker.celery_app:celery_app beat`: the relay, every few seconds.
 
     The schedule lives here, not in a file: the in-memory scheduler has nothing worth
-    persisting (one fixed interval), so beat needs no writable volume. A relay message
-    that waited longer than one interval is dropped; the next one is already on its way.
+    persisting (one fixed interval), so beat needs no writable volume. Relay messages
+    share the email queue; one that waited behind a backlog for longer than a queued row
+    may wait (`OUTBOX_STALE_AFTER`) is dropped, as later ones are on their way, so a long
+    backlog does not collect a relay per interval.
     """
     interval = settings.outbox_relay_interval
+    expires = max(4 * interval, float(settings.outbox_stale_after))
     return {
         "beat_scheduler": "celery.beat:Scheduler",
         "beat_max_loop_interval": max(1.0, interval),
@@ -63,7 +66,7 @@ def beat_settings(settings: Settings) -> dict[str, Any]:
             "relay-outbox": {
                 "task": RELAY_OUTBOX,
                 "schedule": interval,
-                "options": {"queue": EMAIL_QUEUE, "expires": interval},
+                "options": {"queue": EMAIL_QUEUE, "expires": expires},
             },
         },
     }
