@@ -12,6 +12,7 @@ from support.faults import ResetRequests, attempts, make_users, rows, statuses, 
 from support.mailbox import SmtpServer
 from support.silent_smtp import SilentServer
 
+from shared.config import Settings
 from shared.models import DeliveryAttempt
 
 pytestmark = pytest.mark.integration
@@ -49,6 +50,7 @@ def test_smtp_down_longer_than_the_first_retries(fault_web: Flask, fault_env,
     last = smtp_server.mailbox.wait_for_recipients(set(emails), timeout=60)
     wait_until(lambda: statuses(fault_web) == {"sent": COUNT}, 20, "every row recorded sent")
     histories = by_delivery(attempts(fault_web))
+    timing = Settings.from_env(fault_env)
     tries = sorted(len(history) for history in histories.values())
     example = max(histories.values(), key=len)
     delays = scheduled_delays(example)
@@ -71,7 +73,7 @@ def test_smtp_down_longer_than_the_first_retries(fault_web: Flask, fault_env,
         delays = scheduled_delays(history)
         # Exponential with jitter in the upper half of each step: while the step still
         # doubles (below the cap), a backoff is never shorter than the one before.
-        base, cap = float(fault_env["RETRY_BACKOFF_BASE"]), float(fault_env["RETRY_BACKOFF_MAX"])
+        base, cap = timing.retry_backoff_base, timing.retry_backoff_max
         steps = [min(cap, base * 2 ** n) for n in range(len(delays))]
         for n in range(1, len(delays)):
             assert delays[n] <= steps[n]
@@ -154,6 +156,7 @@ def test_silent_smtp_server_times_out_and_the_worker_carries_on(
     last = smtp_server.mailbox.wait_for_recipients(set(emails), timeout=60)
     wait_until(lambda: statuses(fault_web) == {"sent": 10}, 20, "every row recorded sent")
     timeouts = [a for a in attempts(fault_web) if a.outcome == "retrying"]
+    timing = Settings.from_env(fault_env)
     durations = [seconds(a.finished_at) - seconds(a.started_at) for a in timeouts]
     fault_figures(
         fault="6. SMTP accepts, never answers (4 s)", accepted=accepted,
@@ -161,9 +164,9 @@ def test_silent_smtp_server_times_out_and_the_worker_carries_on(
         duplicates=smtp_server.mailbox.duplicates(), recovery_seconds=last - back_at,
         notes=[f"{len(silent.connections)} silent connections, {len(timeouts)} attempts "
                f"timed out after {min(durations):.1f}-{max(durations):.1f}s "
-               f"(SMTP_TIMEOUT {fault_env['SMTP_TIMEOUT']}s); worker alive: {worker.alive}"],
+               f"(SMTP_TIMEOUT {timing.smtp_timeout_seconds}s); worker alive: {worker.alive}"],
     )
-    assert timeouts and max(durations) < float(fault_env["TASK_SOFT_TIME_LIMIT"])
+    assert timeouts and max(durations) < timing.task_soft_time_limit
     assert worker.alive and "Hard time limit" not in worker.log
     assert smtp_server.mailbox.recipients() == set(emails)
     assert smtp_server.mailbox.duplicates() == 0

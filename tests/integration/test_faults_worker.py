@@ -10,6 +10,8 @@ from support.faults import ResetRequests, attempts, make_users, rows, statuses, 
 from support.mailbox import SmtpServer
 from support.processes import BeatProcess, WorkerProcess
 
+from shared.config import Settings
+
 pytestmark = pytest.mark.integration
 
 BURST = 100
@@ -37,6 +39,7 @@ def test_worker_killed_mid_burst_loses_nothing(fault_web: Flask, fault_env, smtp
     wait_until(lambda: statuses(fault_web) == {"sent": BURST}, 20, "every row recorded sent")
 
     duplicates = smtp_server.mailbox.duplicates()
+    timing = Settings.from_env(fault_env)
     unfinished = [a for a in attempts(fault_web) if a.outcome is None]
     fault_figures(
         fault="1. worker SIGKILL mid-burst, slow SMTP", accepted=accepted,
@@ -45,8 +48,9 @@ def test_worker_killed_mid_burst_loses_nothing(fault_web: Flask, fault_env, smtp
         notes=[f"{delivered_before} delivered before the kill, {len(in_flight)} rows "
                f"'sending' at the kill, {len(unfinished)} attempts never finished",
                f"worker back {restarted_at - killed_at:.1f}s after the kill; last email "
-               f"{last - killed_at:.1f}s after it (lease {int(fault_env['TASK_TIME_LIMIT']) + 2}s,"
-               f" visibility {fault_env['BROKER_VISIBILITY_TIMEOUT']}s)"],
+               f"{last - killed_at:.1f}s after it (lease {timing.delivery_lease_seconds}s, "
+               f"relay every {timing.outbox_relay_interval}s, "
+               f"visibility {timing.broker_visibility_timeout}s)"],
     )
     assert smtp_server.mailbox.recipients() == set(emails)
     # A duplicate is only possible for a row the dead worker had claimed: the SMTP server
