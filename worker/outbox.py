@@ -19,7 +19,10 @@ from shared.clock import utcnow
 from shared.database import db
 from shared.models import DeliveryAttempt, DeliveryStatus, EmailDelivery
 
-WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+
+def worker_name() -> str:
+    """Host and process of this attempt (computed per call: prefork children fork later)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -62,7 +65,7 @@ def claim(delivery_id: str, lease: timedelta, now: datetime | None = None) -> Cl
     if result.rowcount != 1:  # type: ignore[attr-defined]
         db.session.rollback()
         return None
-    attempt = DeliveryAttempt(delivery_id=delivery_id, worker=WORKER_NAME, started_at=now)
+    attempt = DeliveryAttempt(delivery_id=delivery_id, worker=worker_name(), started_at=now)
     db.session.add(attempt)
     db.session.commit()
     delivery = db.session.get(EmailDelivery, delivery_id, populate_existing=True)
