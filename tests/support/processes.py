@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +31,7 @@ class RedisServer:
 
     def __init__(self, port: int | None = None, data_dir: Path | None = None) -> None:
         self.port = port or free_port()
+        self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="redis-test-"))
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -64,10 +66,13 @@ class RedisServer:
         self.process = None
 
     def stop(self) -> None:
+        """SIGTERM, and remove the data directory if this object made it."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
         self.process = None
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 class ServiceProcess:
