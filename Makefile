@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app web.wsgi
 
-.PHONY: help install run test test-unit test-integration test-browser lint web worker flower migrate bench clean
+.PHONY: help install run test test-unit test-integration test-browser lint web worker beat flower migrate bench clean
 
 help:
 	@echo "make run     start web, worker, Flower, embedded Redis and an SMTP sink (SQLite)"
 	@echo "make test    install and run the whole test suite"
-	@echo "make web | worker | flower   one role, configured by the environment"
+	@echo "make web | worker | beat | flower   one role, configured by the environment"
 	@echo "make lint    ruff and the import boundaries"
 
 $(STAMP): pyproject.toml
@@ -43,6 +43,10 @@ web: $(STAMP) migrate
 
 worker: $(STAMP)
 	$(BIN)/celery -A worker.celery_app:celery_app worker -Q email --loglevel INFO --concurrency $${WORKER_CONCURRENCY:-2}
+
+# The outbox relay's clock: republishes stuck, unpublished and due-for-retry emails.
+beat: $(STAMP)
+	$(BIN)/celery -A worker.celery_app:celery_app beat --loglevel INFO
 
 flower: $(STAMP)
 	$(BIN)/celery -A worker.celery_app:celery_app flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555}

@@ -1,9 +1,13 @@
 """The Celery settings both tiers use: the web to publish, the worker to consume.
 
 Durability comes first: a task is acknowledged only after it ran (`acks_late`), a task
-whose worker died is requeued (`reject_on_worker_lost`), a worker reserves one task at a
-time, and a message that was never acknowledged comes back after the visibility timeout
-(seconds, not Redis's default hour). Events are on so Flower sees every state.
+whose worker died is requeued (`reject_on_worker_lost`), a worker reserves one task per
+process, and a message that was never acknowledged comes back after the visibility
+timeout (seconds, not Redis's default hour), found by a sweep that runs every few seconds
+(kombu's default sweeps only every ~100 s). No task is ever scheduled with a countdown or
+an ETA: on Redis those are held unacknowledged by a worker and redelivered, again and
+again, each time the visibility timeout passes. Retries live in the outbox instead (see
+worker/relay.py). Events are on so Flower sees every state.
 """
 
 from __future__ import annotations
@@ -16,9 +20,19 @@ from shared.config import Settings
 from shared.contract import EMAIL_QUEUE, TASK_ROUTES
 
 
+def restore_interval(settings: Settings) -> int:
+    """Seconds between sweeps for unacknowledged messages past the visibility timeout."""
+    return max(1, min(5, settings.broker_visibility_timeout // 6))
+
+
 def celery_settings(settings: Settings) -> dict[str, Any]:
     transport_options = {
         "visibility_timeout": settings.broker_visibility_timeout,
+        # Sweep every few seconds, and scan on every sweep (kombu scans every 10th).
+        "unacked_restore_interval": restore_interval(settings),
+        "unacked_restore_throttle": 1,
+        # A worker killed during a sweep holds its lock until this expires (default 300 s).
+        "unacked_mutex_expire": max(10, settings.broker_visibility_timeout),
         "socket_timeout": 5,
         "socket_connect_timeout": 2,
         "socket_keepalive": True,
@@ -38,6 +52,13 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # SIGTERM is a warm shutdown: running sends finish (the hard time limit bounds
+        # them), reserved messages go back to the queue. A cold shutdown (SIGQUIT, a
+        # second Ctrl-C) still gives running sends this long before requeueing them.
+        "worker_soft_shutdown_timeout": float(settings.task_soft_time_limit),
+        # A lost broker connection does not cancel a send in progress: cancelling after
+        # the SMTP server said 250 would only make a duplicate.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_default_queue": EMAIL_QUEUE,
         "task_routes": TASK_ROUTES,
         "task_soft_time_limit": settings.task_soft_time_limit,
@@ -51,7 +72,33 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-def make_celery(settings: Settings, main: str, **kwargs: Any) -> Celery:
+def publisher_settings(settings: Settings) -> dict[str, Any]:
+    """For a process that only publishes (the web tier): never wait long for the broker.
+
+    A request must not hang on a dead broker; the outbox row is committed, so a failed
+    publish costs nothing but a relay interval.
+    """
+    timeout = settings.publish_timeout_seconds
+    options = {
+        **celery_settings(settings)["broker_transport_options"],
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        # Connection attempts before a publish gives up (kombu's default: forever).
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.1,
+        "interval_max": 0.1,
+        "connect_retries_timeout": timeout,
+        "retry_on_timeout": False,
+    }
+    return {"broker_transport_options": options, "broker_connection_timeout": timeout}
+
+
+def make_celery(settings: Settings, main: str, publisher_only: bool = False,
+                **kwargs: Any) -> Celery:
     app = Celery(main, set_as_current=False, **kwargs)
-    app.config_from_object(celery_settings(settings))
+    config = celery_settings(settings)
+    if publisher_only:
+        config.update(publisher_settings(settings))
+    app.config_from_object(config)
     return app

@@ -13,6 +13,8 @@ from typing import Any
 
 DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
 ENVIRONMENTS = ("development", "testing", "production")
+# A claimed outbox row stays with its worker this long past the task's hard time limit.
+LEASE_MARGIN_SECONDS = 2
 
 
 class ConfigError(RuntimeError):
@@ -45,7 +47,14 @@ class Settings:
     task_soft_time_limit: int = 15
     task_time_limit: int = 20
     broker_visibility_timeout: int = 30
-    publish_timeout_seconds: float = 1.0
+    publish_timeout_seconds: float = 0.5
+    # The email outbox: how often the relay sweeps, when a waiting row counts as stuck,
+    # and the retry policy for transient SMTP failures.
+    outbox_relay_interval: float = 5.0
+    outbox_stale_after: int = 30
+    retry_backoff_base: float = 2.0
+    retry_backoff_max: float = 120.0
+    delivery_max_attempts: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +92,15 @@ class Settings:
             publish_timeout_seconds=float(
                 get("PUBLISH_TIMEOUT", str(cls.publish_timeout_seconds))
             ),
+            outbox_relay_interval=float(
+                get("OUTBOX_RELAY_INTERVAL", str(cls.outbox_relay_interval))
+            ),
+            outbox_stale_after=int(get("OUTBOX_STALE_AFTER", str(cls.outbox_stale_after))),
+            retry_backoff_base=float(get("RETRY_BACKOFF_BASE", str(cls.retry_backoff_base))),
+            retry_backoff_max=float(get("RETRY_BACKOFF_MAX", str(cls.retry_backoff_max))),
+            delivery_max_attempts=int(
+                get("DELIVERY_MAX_ATTEMPTS", str(cls.delivery_max_attempts))
+            ),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -105,6 +123,24 @@ class Settings:
             raise ConfigError("SERVER_NAME must be set outside development: reset links need it")
         if self.preferred_url_scheme not in {"http", "https"}:
             raise ConfigError("PREFERRED_URL_SCHEME must be http or https")
+
+    @property
+    def delivery_lease_seconds(self) -> int:
+        """How long a claimed outbox row belongs to one worker: past the hard time limit,
+        after which the attempt is certainly over and the row may be claimed again."""
+        return self.task_time_limit + LEASE_MARGIN_SECONDS
+
+    def check_delivery_timing(self) -> None:
+        """Refuse timeouts that would let two workers send the same email at once."""
+        if self.task_soft_time_limit >= self.task_time_limit:
+            raise ConfigError("TASK_SOFT_TIME_LIMIT must be below TASK_TIME_LIMIT")
+        if self.broker_visibility_timeout < self.delivery_lease_seconds:
+            raise ConfigError(
+                "BROKER_VISIBILITY_TIMEOUT must be at least TASK_TIME_LIMIT + "
+                f"{LEASE_MARGIN_SECONDS}: a running task must not be handed to another worker"
+            )
+        if self.outbox_relay_interval <= 0 or self.outbox_stale_after <= 0:
+            raise ConfigError("OUTBOX_RELAY_INTERVAL and OUTBOX_STALE_AFTER must be positive")
 
     @property
     def link_base_url(self) -> str:

@@ -18,6 +18,8 @@ SEND_PASSWORD_CHANGED = "email.send_password_changed"
 RELAY_OUTBOX = "email.relay_outbox"
 
 RESET_PASSWORD_PATH = "/reset_password/<token>"
+# Where the "your password was changed" notice sends someone who did not change it.
+RESET_PASSWORD_REQUEST_PATH = "/reset_password_request"
 
 
 @dataclass(frozen=True)
@@ -44,3 +46,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
 def reset_password_url(base_url: str, token: str) -> str:
     """The absolute link the email carries; the web tier serves the same path."""
     return base_url.rstrip("/") + RESET_PASSWORD_PATH.replace("<token>", token)
+
+
+def reset_password_request_url(base_url: str) -> str:
+    return base_url.rstrip("/") + RESET_PASSWORD_REQUEST_PATH

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import DateTime, Integer, String, Text, TypeDecorator
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -64,8 +64,23 @@ class DeliveryStatus(StrEnum):
     EXPIRED = "expired"  # the link would have expired before delivery
 
 
+# Statuses a row never leaves (short of an operator's `deliveries retry`).
+FINAL_STATUSES = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.NO_ACCOUNT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.EXPIRED,
+)
+
+
 class EmailDelivery(db.Model):  # type: ignore[name-defined,misc]
-    """An outbox row: the web tier commits it, then publishes only its id."""
+    """An outbox row: the web tier commits it, then publishes only its id.
+
+    `relay_after` is when the outbox relay should (re)publish the row if it is still
+    unfinished: unset means "the web tier published it" (the relay steps in only once the
+    row has waited `OUTBOX_STALE_AFTER`); the web sets it to now when its publish failed,
+    and the relay pushes it forward each time it republishes.
+    """
 
     __tablename__ = "email_delivery"
 
@@ -80,6 +95,8 @@ class EmailDelivery(db.Model):  # type: ignore[name-defined,misc]
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    relay_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    relays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @classmethod
     def new(cls, kind: DeliveryKind, email: str) -> EmailDelivery:
@@ -92,7 +109,33 @@ class EmailDelivery(db.Model):  # type: ignore[name-defined,misc]
             attempts=0,
             created_at=now,
             updated_at=now,
+            relays=0,
         )
 
     def __repr__(self) -> str:
         return f"<EmailDelivery {self.id} {self.status}>"
+
+
+class DeliveryAttempt(db.Model):  # type: ignore[name-defined,misc]
+    """One claim of an outbox row by a worker, and how it ended.
+
+    Written when the worker claims the row and completed with the outcome, so an attempt
+    that never finished (its worker was killed) stays visible with no outcome.
+    """
+
+    __tablename__ = "email_delivery_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("email_delivery.id", ondelete="CASCADE"), index=True
+    )
+    worker: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # For a transient failure: when the next attempt was scheduled (the backoff chosen).
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def __repr__(self) -> str:
+        return f"<DeliveryAttempt {self.delivery_id} {self.outcome}>"

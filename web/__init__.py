@@ -19,6 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.from_mapping(settings.flask_config())
     register_extensions(app, settings)
     register_blueprints(app)
+    register_commands(app)
     configure_logging(app)
     return app
 
@@ -29,7 +30,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     register_user_loader()
-    app.extensions["celery"] = make_celery(settings, "web")
+    app.extensions["celery"] = make_celery(settings, "web", publisher_only=True)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -42,6 +43,12 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(health_bp)
     register_error_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    from web.cli import deliveries
+
+    app.cli.add_command(deliveries)
 
 
 def configure_logging(app: Flask) -> None:

@@ -1,7 +1,10 @@
 """Publish an outbox row to the worker, by task name, without ever blocking a request long.
 
-If the broker is unreachable the row stays committed as `queued` and the outbox sweep sends
-it later, so the user still gets the normal answer, quickly.
+If the broker is unreachable the row stays committed as `queued` and the outbox relay
+sends it once the broker is back, so the user still gets the normal answer, quickly.
+How long a failed publish may take is bounded twice: one quick retry here, and short
+connection timeouts on the web tier's broker connection (`PUBLISH_TIMEOUT`, see
+`shared.celery_factory.publisher_settings`).
 """
 
 from __future__ import annotations
@@ -11,8 +14,13 @@ import logging
 from celery import Celery
 from kombu.exceptions import KombuError, OperationalError
 from redis.exceptions import RedisError
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
 
+from shared.clock import utcnow
 from shared.contract import EMAIL_QUEUE, DeliveryPayload
+from shared.database import db
+from shared.models import EmailDelivery
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +34,11 @@ PUBLISH_RETRY_POLICY = {
 
 
 def publish_delivery(celery: Celery, task_name: str, payload: DeliveryPayload) -> bool:
-    """Enqueue the task; return False (and log) instead of raising when the broker is down."""
+    """Enqueue the task for a committed outbox row.
+
+    When the broker is down: log, mark the row for the relay's next sweep, and return
+    False instead of raising.
+    """
     try:
         celery.send_task(
             task_name,
@@ -39,9 +51,29 @@ def publish_delivery(celery: Celery, task_name: str, payload: DeliveryPayload) -
         )
     except (OperationalError, KombuError, RedisError, OSError) as exc:
         log.warning(
-            "publish failed delivery=%s error=%s; left queued for the outbox sweep",
+            "publish failed delivery=%s error=%s; left queued for the outbox relay",
             payload.delivery_id,
             type(exc).__name__,
         )
+        relay_soon(payload.delivery_id)
         return False
     return True
+
+
+def relay_soon(delivery_id: str) -> None:
+    """After a failed publish: ask the relay to send the row at its next sweep.
+
+    Best effort: if even this fails, the relay still finds the row once it has waited
+    `OUTBOX_STALE_AFTER`, so the request is answered normally either way.
+    """
+    try:
+        db.session.execute(
+            update(EmailDelivery).where(EmailDelivery.id == delivery_id)
+            .values(relay_after=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        log.warning("could not mark delivery=%s for the relay: %s", delivery_id,
+                    type(exc).__name__)

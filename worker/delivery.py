@@ -1,38 +1,30 @@
-"""Turn one outbox row into at most one sent email.
+"""Turn one outbox row into at most one sent email, whatever its kind.
 
-The steps: claim the row, decide whether there is anything to send (an account, a link
-that is still worth sending), mint the token, render, send, record the outcome. What
-happens on failure is decided by `smtp_errors.classify` and the retry policy below.
+The steps: claim the row, let its kind decide whether there is anything to send (an
+account, a link still worth sending) and build the message, send, record the outcome.
+What happens on failure is decided by `smtp_errors.classify` and the retry policy below;
+a retry is a row in `retrying` with `next_attempt_at`, which the outbox relay republishes
+when it is due (no countdown task: see shared/celery_factory.py).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
 
 from shared.clock import utcnow
 from shared.config import Settings
-from shared.contract import reset_password_url
 from shared.database import db
 from shared.emails import mask_email
 from shared.events import delivery_event
-from shared.models import DeliveryStatus, EmailDelivery, User
-from shared.tokens import issue_reset_token
+from shared.models import DeliveryStatus, EmailDelivery
 from worker import outbox, smtp
-from worker.rendering import password_reset_message
+from worker.kinds import KINDS, Skip
 from worker.smtp_errors import classify
-
-MAX_ATTEMPTS = 8
-BACKOFF_BASE_SECONDS = 2.0
-BACKOFF_CAP_SECONDS = 60.0
-# A link with less life left than this is not worth sending: it would die in the inbox.
-MIN_LINK_LIFETIME = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -41,66 +33,77 @@ class Outcome:
     retry_in: float | None = None
 
 
-def backoff_seconds(attempt: int) -> float:
-    """Exponential backoff with full jitter, capped: 2, 4, 8 ... 60 s at most."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0))
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter, capped: base, 2*base, 4*base ... cap at most.
+
+    The delay is drawn from the upper half of each step, so retries of many rows that
+    failed together (an SMTP outage) spread out instead of arriving at once.
+    """
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
     return random.uniform(ceiling / 2, ceiling)
 
 
-def deliver_password_reset(delivery_id: str) -> Outcome:
+def deliver(delivery_id: str) -> Outcome:
     settings: Settings = current_app.config["SETTINGS"]
-    lease = timedelta(seconds=settings.task_time_limit + 5)
-    delivery = outbox.claim(delivery_id, lease)
-    if delivery is None:
+    claim = outbox.claim(delivery_id, timedelta(seconds=settings.delivery_lease_seconds))
+    if claim is None:
         current = db.session.get(EmailDelivery, delivery_id)
         status = current.status if current else "missing"
         delivery_event("delivery.skipped", delivery_id, status=status)
         return Outcome(status)
+    delivery = claim.delivery
 
-    expires_at = delivery.created_at + timedelta(minutes=settings.reset_token_minutes)
-    if expires_at - utcnow() < MIN_LINK_LIFETIME:
-        outbox.finish(delivery, DeliveryStatus.EXPIRED, "link would expire before delivery")
-        delivery_event("delivery.expired", delivery.id, level=logging.WARNING)
-        return Outcome(DeliveryStatus.EXPIRED.value)
+    kind = KINDS.get(delivery.kind)
+    if kind is None:
+        return _dead(claim, f"unknown kind {delivery.kind!r}")
+    if delivery.attempts > settings.delivery_max_attempts:
+        # The earlier attempts never reported back: their workers died mid-send.
+        return _dead(claim, f"gave up after {delivery.attempts - 1} attempts that did not finish")
 
-    user = db.session.scalar(select(User).where(User.email == delivery.email))
-    if user is None:
-        outbox.finish(delivery, DeliveryStatus.NO_ACCOUNT)
-        delivery_event("delivery.no_account", delivery.id)
-        return Outcome(DeliveryStatus.NO_ACCOUNT.value)
+    prepared = kind.prepare(delivery, settings)
+    if isinstance(prepared, Skip):
+        outbox.finish(claim, prepared.status, prepared.reason)
+        level = logging.WARNING if prepared.status is DeliveryStatus.EXPIRED else logging.INFO
+        delivery_event(f"delivery.{prepared.status.value}", delivery.id, level=level,
+                       kind=delivery.kind, reason=prepared.reason)
+        return Outcome(prepared.status.value)
 
-    token = issue_reset_token(
-        settings.secret_key, user.id, user.password_hash, ttl=expires_at - delivery.created_at,
-        now=delivery.created_at,
-    )
-    link = reset_password_url(settings.link_base_url, token)
-    minutes_left = max(1, math.ceil((expires_at - utcnow()).total_seconds() / 60))
-    message = password_reset_message(user, link, minutes_left)
     try:
-        smtp.send(message)
+        smtp.send(prepared)
     except Exception as exc:  # noqa: BLE001 - every failure is classified, none is dropped
-        return _record_failure(delivery, exc)
-    outbox.finish(delivery, DeliveryStatus.SENT)
-    delivery_event("delivery.sent", delivery.id, to=mask_email(user.email),
-                   attempt=delivery.attempts)
+        return _record_failure(claim, exc, settings)
+    outbox.finish(claim, DeliveryStatus.SENT)
+    delivery_event("delivery.sent", delivery.id, kind=delivery.kind,
+                   to=mask_email(delivery.email), attempt=delivery.attempts)
     return Outcome(DeliveryStatus.SENT.value)
 
 
-def _record_failure(delivery: EmailDelivery, exc: BaseException) -> Outcome:
+def _dead(claim: outbox.Claim, reason: str) -> Outcome:
+    """Dead letter: no more attempts. Loud, because a person will not get an email."""
+    outbox.finish(claim, DeliveryStatus.FAILED, reason)
+    delivery_event("delivery.dead", claim.delivery.id, level=logging.ERROR,
+                   kind=claim.delivery.kind, attempt=claim.delivery.attempts, reason=reason)
+    return Outcome(DeliveryStatus.FAILED.value)
+
+
+def _record_failure(claim: outbox.Claim, exc: BaseException, settings: Settings) -> Outcome:
+    delivery = claim.delivery
     failure = classify(exc)
     if not failure.transient:
-        outbox.finish(delivery, DeliveryStatus.FAILED, failure.reason)
-        delivery_event("delivery.dead", delivery.id, level=logging.ERROR,
-                       attempt=delivery.attempts, reason=failure.reason)
-        return Outcome(DeliveryStatus.FAILED.value)
-    if delivery.attempts >= MAX_ATTEMPTS:
-        reason = f"gave up after {delivery.attempts} attempts: {failure.reason}"
-        outbox.finish(delivery, DeliveryStatus.FAILED, reason)
-        delivery_event("delivery.dead", delivery.id, level=logging.ERROR,
-                       attempt=delivery.attempts, reason=reason)
-        return Outcome(DeliveryStatus.FAILED.value)
-    delay = backoff_seconds(delivery.attempts)
-    outbox.schedule_retry(delivery, timedelta(seconds=delay), failure.reason)
+        return _dead(claim, failure.reason)
+    if delivery.attempts >= settings.delivery_max_attempts:
+        return _dead(claim, f"gave up after {delivery.attempts} attempts: {failure.reason}")
+    delay = backoff_seconds(delivery.attempts, settings.retry_backoff_base,
+                            settings.retry_backoff_max)
+    deadline = KINDS[delivery.kind].deadline(delivery, settings)
+    if deadline is not None and utcnow() + timedelta(seconds=delay) > deadline:
+        reason = f"link would expire before the next attempt; last error: {failure.reason}"
+        outbox.finish(claim, DeliveryStatus.EXPIRED, reason)
+        delivery_event("delivery.expired", delivery.id, level=logging.WARNING,
+                       kind=delivery.kind, attempt=delivery.attempts, reason=reason)
+        return Outcome(DeliveryStatus.EXPIRED.value)
+    outbox.schedule_retry(claim, timedelta(seconds=delay), failure.reason)
     delivery_event("delivery.retrying", delivery.id, level=logging.WARNING,
-                   attempt=delivery.attempts, reason=failure.reason, retry_in=f"{delay:.1f}s")
+                   kind=delivery.kind, attempt=delivery.attempts, reason=failure.reason,
+                   retry_in=f"{delay:.1f}s")
     return Outcome(DeliveryStatus.RETRYING.value, retry_in=delay)

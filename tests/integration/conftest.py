@@ -1,21 +1,29 @@
-"""Real parts on loopback: a Redis server process, an aiosmtpd server, a celery worker process."""
+"""Real parts on loopback: a Redis server process, an aiosmtpd server, a celery worker process.
+
+The fault-injection tests (test_faults_*.py) get their own Redis per test (they kill and
+restart it), short timeouts, and a `fault_figures` recorder whose table is printed at the
+end of every run, `-s` or not.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import kombu.pools
 import pytest
 from flask import Flask
+from support.faults import SHORT_TIMEOUTS, FaultFigures
 from support.mailbox import SmtpServer
-from support.processes import RedisServer, WorkerProcess
+from support.processes import BeatProcess, RedisServer, ServiceProcess, WorkerProcess
 
 from scripts.embedded_redis import free_port
 from shared.config import Settings
 from shared.database import db
 from web import create_app
+
+FIGURES = pytest.StashKey[list[FaultFigures]]()
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +43,7 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.stop()
 
 
-@pytest.fixture
-def stack_env(tmp_path: Path, redis_url: str, smtp_server: SmtpServer) -> dict[str, str]:
+def stack_environment(tmp_path: Path, redis_url: str, smtp_port: int) -> dict[str, str]:
     """The environment an operator would give both tiers."""
     return {
         "APP_ENV": "production",
@@ -44,7 +51,7 @@ def stack_env(tmp_path: Path, redis_url: str, smtp_server: SmtpServer) -> dict[s
         "DATABASE_URL": f"sqlite:///{tmp_path / 'stack.db'}",
         "REDIS_URL": redis_url,
         "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": str(smtp_server.port),
+        "MAIL_PORT": str(smtp_port),
         "MAIL_DEFAULT_SENDER": "Microblog <no-reply@example.test>",
         "SERVER_NAME": "microblog.example.test",
         "PREFERRED_URL_SCHEME": "https",
@@ -52,9 +59,13 @@ def stack_env(tmp_path: Path, redis_url: str, smtp_server: SmtpServer) -> dict[s
 
 
 @pytest.fixture
-def web_app(stack_env: dict[str, str]) -> Iterator[Flask]:
+def stack_env(tmp_path: Path, redis_url: str, smtp_server: SmtpServer) -> dict[str, str]:
+    return stack_environment(tmp_path, redis_url, smtp_server.port)
+
+
+def web_app_for(env: dict[str, str]) -> Iterator[Flask]:
     kombu.pools.reset()
-    app = create_app(Settings.from_env(stack_env))
+    app = create_app(Settings.from_env(env))
     with app.app_context():
         db.create_all()
     yield app
@@ -65,7 +76,88 @@ def web_app(stack_env: dict[str, str]) -> Iterator[Flask]:
 
 
 @pytest.fixture
+def web_app(stack_env: dict[str, str]) -> Iterator[Flask]:
+    yield from web_app_for(stack_env)
+
+
+@pytest.fixture
 def worker(stack_env: dict[str, str], web_app: Flask) -> Iterator[WorkerProcess]:
     process = WorkerProcess(stack_env).start()
     yield process
     process.stop()
+
+
+# --- fault injection -------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis for this test alone: it may be killed and restarted (AOF on)."""
+    server = RedisServer(data_dir=tmp_path / "redis").start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def fault_env(tmp_path: Path, own_redis: RedisServer, smtp_server: SmtpServer) -> dict[str, str]:
+    """Short timeouts, unless FAULT_TIMEOUTS=production asks for the shipped defaults
+    (for measuring real recovery times by hand; the sleeps in the tests stay short)."""
+    env = stack_environment(tmp_path, own_redis.url, smtp_server.port)
+    if os.environ.get("FAULT_TIMEOUTS") != "production":
+        env.update(SHORT_TIMEOUTS)
+    return env
+
+
+@pytest.fixture
+def fault_web(fault_env: dict[str, str]) -> Iterator[Flask]:
+    yield from web_app_for(fault_env)
+
+
+@pytest.fixture
+def processes(fault_web: Flask) -> Iterator[Callable[[ServiceProcess], ServiceProcess]]:
+    """Start processes for the test; whatever is still running at the end is killed."""
+    started: list[ServiceProcess] = []
+
+    def start(process: ServiceProcess) -> ServiceProcess:
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in reversed(started):
+        process.kill()
+
+
+@pytest.fixture
+def worker_and_beat(fault_env: dict[str, str], processes) -> tuple[WorkerProcess, BeatProcess]:
+    beat = processes(BeatProcess(fault_env))
+    worker = processes(WorkerProcess(fault_env))
+    return worker, beat  # type: ignore[return-value]
+
+
+@pytest.fixture
+def fault_figures(request: pytest.FixtureRequest) -> Callable[..., FaultFigures]:
+    """Record a test's figures: shown in the terminal summary and the JUnit properties."""
+
+    def record(**values: object) -> FaultFigures:
+        figures = FaultFigures(**values)  # type: ignore[arg-type]
+        request.config.stash.setdefault(FIGURES, []).append(figures)
+        request.node.user_properties.append(("fault_figures", figures.line()))
+        print(figures.line())
+        return figures
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    figures = config.stash.get(FIGURES, [])
+    if not figures:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("fault injection: requests accepted, delivered, duplicates, "
+                             "time to recover")
+    write(f"{'fault':<44} {'accepted':>8} {'delivered':>9} {'dups':>4} {'recovery':>9}")
+    for row in figures:
+        write(f"{row.fault:<44} {row.accepted:>8} {row.delivered:>9} {row.duplicates:>4} "
+              f"{row.recovery_seconds:>8.1f}s")
+        for note in row.notes:
+            write(f"    {note}")

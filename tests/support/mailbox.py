@@ -1,12 +1,20 @@
-"""A real SMTP server (aiosmtpd) on loopback that keeps what it accepts, for assertions."""
+"""A real SMTP server (aiosmtpd) on loopback that keeps what it accepts, for assertions.
+
+It can misbehave on purpose: refuse DATA with a reply (`reply`, e.g. "451 try later"),
+refuse one recipient at RCPT (`rcpt_replies`), or commit a message and then take its
+time to say so (`reply_delay`), which is the window where a client that dies has sent
+an email without knowing it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -46,20 +54,37 @@ class Mailbox:
     received: list[ReceivedEmail] = field(default_factory=list)
     delay_seconds: float = 0.0
     reply: str = "250 OK"
+    reply_delay: float = 0.0
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    refused: list[tuple[float, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        refusal = self.rcpt_replies.get(address)
+        if refusal:
+            with self._lock:
+                self.refused.append((time.time(), refusal))
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.delay_seconds:
-            import asyncio
-
             await asyncio.sleep(self.delay_seconds)
-        if not self.reply.startswith("250"):
-            return self.reply
+        reply = self.reply
+        if not reply.startswith("250"):
+            with self._lock:
+                self.refused.append((time.time(), reply))
+            return reply
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         with self._lock:
             self.received.append(ReceivedEmail(list(envelope.rcpt_tos), message, time.time()))
-        return self.reply
+        if self.reply_delay:
+            # Committed: a client that dies now has sent this email without knowing it.
+            await asyncio.sleep(self.reply_delay)
+        return reply
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[ReceivedEmail]:
         deadline = time.monotonic() + timeout
@@ -70,20 +95,48 @@ class Mailbox:
             time.sleep(0.02)
         raise AssertionError(f"expected {count} emails within {timeout}s, got {len(self.received)}")
 
+    def wait_for_recipients(self, addresses: set[str], timeout: float) -> float:
+        """Wait until each address has an email; return when the last one arrived."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                arrivals = {to: m.received_at for m in self.received for to in m.envelope_to}
+            if addresses <= arrivals.keys():
+                return max(arrivals[address] for address in addresses)
+            time.sleep(0.05)
+        missing = addresses - arrivals.keys()
+        raise AssertionError(f"{len(missing)} of {len(addresses)} never arrived "
+                             f"within {timeout}s, e.g. {sorted(missing)[:3]}")
+
     def to(self, address: str) -> list[ReceivedEmail]:
         with self._lock:
             return [m for m in self.received if address in m.envelope_to]
 
+    def recipients(self) -> set[str]:
+        with self._lock:
+            return {to for m in self.received for to in m.envelope_to}
+
+    def duplicates(self) -> int:
+        """Emails beyond the first for each recipient."""
+        with self._lock:
+            counts = Counter(to for m in self.received for to in m.envelope_to)
+        return sum(count - 1 for count in counts.values())
+
 
 class SmtpServer:
+    """aiosmtpd on a fixed port; `stop()` then `start()` again is an outage and a return."""
+
     def __init__(self, port: int) -> None:
         self.mailbox = Mailbox()
         self.port = port
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=port)
+        self.controller: Controller | None = None
 
     def start(self) -> SmtpServer:
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
         self.controller.start()
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None

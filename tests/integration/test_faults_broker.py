@@ -1,0 +1,128 @@
+"""Faults around the broker and the web tier: Redis crashes, Redis down, web killed."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from flask import Flask
+from support.faults import (
+    HttpResetRequests,
+    ResetRequests,
+    make_users,
+    rows,
+    statuses,
+    wait_until,
+)
+from support.mailbox import SmtpServer
+from support.processes import BeatProcess, RedisServer, WebProcess, WorkerProcess
+
+from shared.contract import EMAIL_QUEUE
+from shared.database import db
+from shared.models import DeliveryKind, EmailDelivery
+
+pytestmark = pytest.mark.integration
+
+BURST = 100
+
+
+def test_queued_tasks_survive_a_redis_crash(fault_web: Flask, fault_env, own_redis: RedisServer,
+                                           smtp_server: SmtpServer, processes, fault_figures):
+    """100 tasks waiting, no worker; Redis is killed and restarted from its append-only file."""
+    emails = make_users(fault_web, BURST)
+    accepted = ResetRequests(fault_web.test_client()).ask_all(emails)
+    queued_before = own_redis.client().llen(EMAIL_QUEUE)
+    time.sleep(1.1)  # appendfsync everysec: what a power cut could lose; a crash loses nothing
+    own_redis.kill()
+    own_redis.start()
+    back_at = time.time()
+    queued_after = own_redis.client().llen(EMAIL_QUEUE)
+
+    # A worker alone (no beat, so no relay): the restored queue is what delivers.
+    processes(WorkerProcess(fault_env))
+    last = smtp_server.mailbox.wait_for_recipients(set(emails), timeout=60)
+    wait_until(lambda: statuses(fault_web) == {"sent": BURST}, 20, "every row recorded sent")
+    fault_figures(
+        fault="2. Redis SIGKILL + restart, 100 queued", accepted=accepted,
+        delivered=len(smtp_server.mailbox.recipients()),
+        duplicates=smtp_server.mailbox.duplicates(), recovery_seconds=last - back_at,
+        notes=[f"queue length {queued_before} before the crash, {queued_after} after the "
+               "restart (AOF); delivered by the worker alone, no relay"],
+    )
+    assert queued_before == queued_after == BURST
+    assert smtp_server.mailbox.recipients() == set(emails)
+    assert smtp_server.mailbox.duplicates() == 0
+    assert all(row.relays == 0 for row in rows(fault_web))
+
+
+def test_requests_during_a_broker_outage_are_answered_and_delivered_later(
+        fault_web: Flask, fault_env, own_redis: RedisServer, smtp_server: SmtpServer,
+        worker_and_beat, fault_figures):
+    """Redis down while 100 users ask: each gets the normal answer, fast; all sent later."""
+    emails = make_users(fault_web, BURST)
+    own_redis.kill()
+    requests = ResetRequests(fault_web.test_client())
+    accepted = requests.ask_all(emails)
+    marked = sum(1 for row in rows(fault_web) if row.relay_after is not None)
+    time.sleep(2)  # the worker and beat notice the outage and start reconnecting
+    own_redis.start()
+    back_at = time.time()
+
+    last = smtp_server.mailbox.wait_for_recipients(set(emails), timeout=90)
+    wait_until(lambda: statuses(fault_web) == {"sent": BURST}, 20, "every row recorded sent")
+    fault_figures(
+        fault="3. broker down during 100 requests", accepted=accepted,
+        delivered=len(smtp_server.mailbox.recipients()),
+        duplicates=smtp_server.mailbox.duplicates(), recovery_seconds=last - back_at,
+        notes=[requests.timing_note() + f" with Redis down; {marked} rows marked for the relay",
+               f"relayed {sum(row.relays for row in rows(fault_web))} messages once Redis "
+               "was back (worker and beat reconnect with backoff)"],
+    )
+    assert marked == BURST
+    assert smtp_server.mailbox.recipients() == set(emails)
+    assert smtp_server.mailbox.duplicates() == 0
+
+
+def test_web_process_killed_right_after_answering_loses_nothing(
+        fault_web: Flask, fault_env, smtp_server: SmtpServer, processes, fault_figures):
+    """gunicorn SIGKILLed the moment the last of 100 users has seen "Check your email"."""
+    emails = make_users(fault_web, BURST)
+    processes(BeatProcess(fault_env))
+    processes(WorkerProcess(fault_env))
+    web = processes(WebProcess(fault_env))
+    asker = HttpResetRequests(web.url)  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(asker.ask, emails))
+    web.kill()
+    killed_at = time.time()
+    sent_at_kill = statuses(fault_web).get("sent", 0)
+
+    # The other crash window: rows committed by a web process that died before publishing.
+    orphans = make_users(fault_web, 10, prefix="orphan")
+    with fault_web.app_context():
+        for address in orphans:
+            db.session.add(EmailDelivery.new(DeliveryKind.PASSWORD_RESET, address))
+        db.session.commit()
+
+    everyone = set(emails) | set(orphans)
+    last = smtp_server.mailbox.wait_for_recipients(everyone, timeout=60)
+    fault_figures(
+        fault="7. web SIGKILL right after answering", accepted=BURST,
+        delivered=len(smtp_server.mailbox.recipients() & set(emails)),
+        duplicates=smtp_server.mailbox.duplicates(), recovery_seconds=last - killed_at,
+        notes=[f"{sent_at_kill} of {BURST} already sent at the kill; plus {len(orphans)} rows "
+               "committed but never published (a web process killed in between): all "
+               f"{len(smtp_server.mailbox.recipients() & set(orphans))} relayed and sent"],
+    )
+    assert smtp_server.mailbox.recipients() == everyone
+    assert smtp_server.mailbox.duplicates() == 0
+
+
+
+def test_embedded_redis_keeps_queued_emails(own_redis: RedisServer):
+    """`make run`'s Redis (scripts/embedded_redis.py): append-only file on, never evicts."""
+    config = own_redis.client().config_get("*")
+    assert config["appendonly"] == "yes"
+    assert config["maxmemory-policy"] == "noeviction"
+    assert config["appendfsync"] == "everysec"

@@ -1,0 +1,80 @@
+"""Broker and beat settings that the delivery guarantees rest on."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.celery_factory import celery_settings, publisher_settings
+from shared.config import ConfigError, Settings
+from worker.app import create_worker_app
+
+
+def test_worker_registers_every_contract_task_and_schedules_the_relay(settings: Settings):
+    celery = create_worker_app(settings).extensions["celery"]
+    celery.loader.import_default_modules()
+    for name in ("email.send_password_reset", "email.send_password_changed",
+                 "email.relay_outbox"):
+        assert name in celery.tasks
+    [entry] = celery.conf.beat_schedule.values()
+    assert entry["task"] == "email.relay_outbox"
+    assert entry["schedule"] == settings.outbox_relay_interval
+    # A relay stuck behind a backlog expires, but not before a stuck row would be relayed.
+    assert entry["options"]["expires"] >= settings.outbox_stale_after
+    # No schedule file: beat keeps its one interval in memory.
+    assert celery.conf.beat_scheduler == "celery.beat:Scheduler"
+
+
+def test_a_killed_workers_task_comes_back_within_about_thirty_seconds():
+    settings = Settings()
+    options = celery_settings(settings)["broker_transport_options"]
+    # Redelivery: visibility timeout plus at most one sweep interval, every sweep scans.
+    assert options["visibility_timeout"] + options["unacked_restore_interval"] <= 35
+    assert options["unacked_restore_throttle"] == 1
+    # The relay takes the row over when its lease ends, before the broker redelivers.
+    assert settings.delivery_lease_seconds + settings.outbox_relay_interval <= 30
+    assert settings.delivery_lease_seconds <= settings.broker_visibility_timeout
+
+
+def test_the_web_never_waits_long_for_the_broker():
+    settings = Settings(publish_timeout_seconds=0.5)
+    web = publisher_settings(settings)
+    options = web["broker_transport_options"]
+    assert web["broker_connection_timeout"] == 0.5
+    assert options["socket_connect_timeout"] == options["socket_timeout"] == 0.5
+    assert options["max_retries"] == 1 and options["connect_retries_timeout"] == 0.5
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"task_soft_time_limit": 20, "task_time_limit": 20}, "TASK_SOFT_TIME_LIMIT"),
+    ({"broker_visibility_timeout": 20}, "BROKER_VISIBILITY_TIMEOUT"),
+    ({"outbox_relay_interval": 0}, "OUTBOX_RELAY_INTERVAL"),
+])
+def test_worker_refuses_timeouts_that_could_send_twice(settings: Settings, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        create_worker_app(settings.with_overrides(**overrides))
+
+
+def test_outbox_settings_come_from_the_environment():
+    settings = Settings.from_env({
+        "OUTBOX_RELAY_INTERVAL": "1.5", "OUTBOX_STALE_AFTER": "7", "RETRY_BACKOFF_BASE": "0.5",
+        "RETRY_BACKOFF_MAX": "4", "DELIVERY_MAX_ATTEMPTS": "3",
+    })
+    assert (settings.outbox_relay_interval, settings.outbox_stale_after) == (1.5, 7)
+    assert (settings.retry_backoff_base, settings.retry_backoff_max) == (0.5, 4)
+    assert settings.delivery_max_attempts == 3
+
+
+def test_the_documented_example_environment_is_a_safe_one():
+    from pathlib import Path
+
+    from dotenv import dotenv_values
+
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    values = {k: v for k, v in dotenv_values(example).items() if v is not None}
+    settings = Settings.from_env(values)
+    settings.check_delivery_timing()
+    defaults = Settings()
+    for name in ("task_time_limit", "broker_visibility_timeout", "publish_timeout_seconds",
+                 "outbox_relay_interval", "outbox_stale_after", "retry_backoff_base",
+                 "retry_backoff_max", "delivery_max_attempts"):
+        assert getattr(settings, name) == getattr(defaults, name), name
