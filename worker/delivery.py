@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
 
 from shared.clock import utcnow
 from shared.config import Settings
@@ -63,7 +62,7 @@ def deliver_password_reset(delivery_id: str) -> Outcome:
         delivery_event("delivery.expired", delivery.id, level=logging.WARNING)
         return Outcome(DeliveryStatus.EXPIRED.value)
 
-    user = db.session.scalar(select(User).where(User.email == delivery.email))
+    user = User.find_for_reset(delivery.email)
     if user is None:
         outbox.finish(delivery, DeliveryStatus.NO_ACCOUNT)
         delivery_event("delivery.no_account", delivery.id)
@@ -71,7 +70,7 @@ def deliver_password_reset(delivery_id: str) -> Outcome:
 
     token = issue_reset_token(
         settings.secret_key, user.id, user.password_hash, ttl=expires_at - delivery.created_at,
-        now=delivery.created_at,
+        now=delivery.created_at, generation=User.bump_reset_generation(user.id),
     )
     link = reset_password_url(settings.link_base_url, token)
     minutes_left = max(1, math.ceil((expires_at - utcnow()).total_seconds() / 60))
