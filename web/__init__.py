@@ -11,7 +11,7 @@ from shared.celery_factory import make_celery
 from shared.config import Settings
 from shared.database import db
 from web.extensions import csrf, login_manager, migrate, register_user_loader
-from web.log_redaction import install_log_redaction
+from web.log_redaction import install_log_redaction, log_exceptions_without_messages
 from web.rate_limits import init_rate_limits
 from web.security_headers import init_security_headers
 
@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
     install_log_redaction()
+    log_exceptions_without_messages(app)
     register_extensions(app, settings)
     register_blueprints(app)
     configure_logging(app)

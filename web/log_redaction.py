@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
+from types import TracebackType
+
+from flask import Flask, request
 
 TOKEN_IN_PATH = re.compile(r"(/reset_password/)[^\s\"'?#/]+")
 SECRET_PARAMETER = re.compile(
@@ -18,7 +22,7 @@ SECRET_PARAMETER = re.compile(
 EMAIL_ADDRESS = re.compile(
     r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
 )
-SERVER_LOGGERS = ("gunicorn.access", "gunicorn.error", "werkzeug", "flask-limiter")
+SERVER_LOGGERS = ("gunicorn.access", "gunicorn.error", "werkzeug", "flask-limiter", "web")
 
 
 def redact(text: str) -> str:
@@ -46,3 +50,20 @@ def install_log_redaction(names: tuple[str, ...] = SERVER_LOGGERS) -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in logger.filters):
             logger.addFilter(RedactSecrets())
+
+
+def log_exceptions_without_messages(app: Flask) -> None:
+    """Flask logs an unhandled exception with its message, and messages carry data (a value
+    that failed to parse, an address in a query). Log where it failed, and its type, only."""
+
+    def log_exception(
+        exc_info: tuple[type[BaseException], BaseException, TracebackType]
+        | tuple[None, None, None],
+    ) -> None:
+        exc_type, _, tb = exc_info
+        name = exc_type.__name__ if exc_type else "unknown"
+        frames = "".join(traceback.format_tb(tb)) if tb else ""
+        app.logger.error("Exception on %s [%s]: %s (message withheld)\n%s",
+                         redact(request.path), request.method, name, frames.rstrip())
+
+    app.log_exception = log_exception  # type: ignore[method-assign]
