@@ -49,3 +49,8 @@ flower: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Timing parity of the reset form (known vs unknown addresses) against the real stack.
+.PHONY: bench-timing
+bench-timing: $(STAMP)
+	$(BIN)/python -m bench.timing_parity $(BENCH_TIMING_ARGS)
