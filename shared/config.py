@@ -157,7 +157,7 @@ class Settings:
             return list(self.trusted_hosts)
         if self.is_development or not self.server_name:
             return None
-        return [self.server_name.rsplit(":", 1)[0], "localhost", "127.0.0.1", "[::1]"]
+        return [self.server_name.rsplit(":", 1)[0], "localhost", "127.0.0.1"]
 
     @property
     def secure_cookies(self) -> bool:

@@ -153,7 +153,7 @@ def test_trusted_hosts_come_from_the_environment():
                                   "TRUSTED_HOSTS": "blog.example.org, .example.net"})
     assert settings.flask_config()["TRUSTED_HOSTS"] == ["blog.example.org", ".example.net"]
     default = Settings.from_env({"APP_ENV": "production", "SERVER_NAME": "blog.example.org:443"})
-    assert default.allowed_hosts == ["blog.example.org", "localhost", "127.0.0.1", "[::1]"]
+    assert default.allowed_hosts == ["blog.example.org", "localhost", "127.0.0.1"]
     anything = Settings.from_env({"APP_ENV": "production", "TRUSTED_HOSTS": "*",
                                   "SERVER_NAME": "blog.example.org"})
     assert anything.allowed_hosts is None
