@@ -68,6 +68,17 @@ def test_per_ip_limit_counts_across_addresses(settings: Settings, fake_broker):
     assert statuses(app)[-1] == "queued"
 
 
+def test_every_limit_counts_every_request_breached_or_not(settings: Settings, fake_broker):
+    """A throttled request still counts against the other limit: the same limiter work (and
+    Redis round trips) for every request, so being throttled does not show in the timing."""
+    app = build(settings, ratelimit_reset_request_per_ip="3 per 15 minutes",
+                ratelimit_reset_request_per_email="1 per 15 minutes")
+    for _ in range(3):
+        request_reset(app, "susan@example.com", "10.1.8.1")  # over the address limit after 1
+    request_reset(app, "other@example.com", "10.1.8.1")  # the IP's 4th request
+    assert statuses(app) == ["queued"] + ["throttled"] * 3
+
+
 def test_over_the_limit_no_email_goes_out(settings: Settings, fake_broker, worker_app: Flask):
     """A flood against one address sends as many emails as the limit allows, no more."""
     app = build(settings, ratelimit_reset_request_per_email="3 per 15 minutes")
