@@ -149,7 +149,27 @@ def assert_no_5xx(response, what: str) -> None:
     assert response.status_code < 500, f"{response.status_code} for {what}"
 
 
+@pytest.fixture
+def deployed_site(settings: Settings, fake_broker) -> Iterator[Flask]:
+    """CSRF on and the rate limits on, as deployed."""
+    app = create_app(settings)
+    with app.app_context():
+        db.create_all()
+    make_user(app)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
 def test_any_request_to_any_route_gets_no_5xx(site: Flask):
+    check_every_route(site)
+
+
+def test_any_request_to_the_deployed_app_gets_no_5xx(deployed_site: Flask):
+    check_every_route(deployed_site)
+
+
+def check_every_route(site: Flask) -> None:
     @PROPERTY_SETTINGS
     @given(data=st.data())
     def check(data: st.DataObject) -> None:

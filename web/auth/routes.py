@@ -168,6 +168,8 @@ def _invalid_link(error: InvalidResetToken) -> ResponseReturnValue:
     """A dead link (used, superseded, expired, tampered): a clear page and a way forward."""
     session.pop(RESET_TOKEN_SESSION_KEY, None)
     expired = isinstance(error, ExpiredResetToken)
-    log.info("reset link refused reason=%s", "expired" if expired else "invalid")
+    # An audit trail of failed attempts (OWASP): the reason and where from, never the token.
+    log.info("reset link refused reason=%s ip=%s", "expired" if expired else "invalid",
+             request.remote_addr)
     page = render_template("auth/reset_link_invalid.html", title="Link Not Valid", expired=expired)
     return page, 400
