@@ -53,4 +53,5 @@ clean:
 # Timing parity of the reset form (known vs unknown addresses) against the real stack.
 .PHONY: bench-timing
 bench-timing: $(STAMP)
-	$(BIN)/python -m bench.timing_parity $(BENCH_TIMING_ARGS)
+	$(BIN)/python -m bench.timing_parity --compare known $(BENCH_TIMING_ARGS)
+	$(BIN)/python -m bench.timing_parity --compare throttled $(BENCH_TIMING_ARGS)

@@ -3,8 +3,11 @@
 Runs the real stack on loopback: gunicorn serving `web.wsgi:app` (as `make web` does), a
 real Redis server, a real `celery worker` that actually renders and sends the emails for
 the known addresses to an SMTP sink, and a database (SQLite in a temporary directory unless
-DATABASE_URL is set). Rate limits are off (RATELIMIT_ENABLED=false), as they are for load
-tests: with them on every address would soon be throttled, which answers alike anyway.
+DATABASE_URL is set; use a scratch database) and the SMTP sink in its own process.
+
+`--compare known` (the default) runs with the rate limits off (RATELIMIT_ENABLED=false), as
+for load tests: with them on every address would soon be throttled. `--compare throttled`
+turns them on and compares requests over a per-address limit with admitted ones.
 
 It posts the reset form `--samples` times for registered addresses and as many times for
 unregistered ones of the same shape, interleaved in random order and spaced out by
@@ -18,8 +21,9 @@ threshold classifier ("slower than t means known") separates the two:
 - cross-validated: the threshold chosen on one half and scored on the other (both ways,
   repeated over random splits): what an attacker who must commit to a threshold gets.
 
-Usage: `make bench-timing` or `python -m bench.timing_parity --samples 500 --gap-ms 40`.
-Results are printed and written to artifacts/bench/timing_parity.json.
+Usage: `make bench-timing` (both comparisons) or
+`python -m bench.timing_parity --compare known --samples 500 --gap-ms 40`.
+Results are printed and written to artifacts/bench/timing_parity[_throttled].json.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -126,41 +130,38 @@ def null_best_threshold_accuracy(known: Sequence[float], unknown: Sequence[float
 
 @dataclass
 class Report:
+    comparison: str  # "<first> vs <second>"; differences are first minus second
     samples_per_class: int
-    gap_ms: float
-    median_known_ms: float
-    median_unknown_ms: float
+    median_ms: dict[str, float]
     median_difference_ms: float
-    mean_known_ms: float
-    mean_unknown_ms: float
-    best_threshold_accuracy_in_sample: float
-    best_threshold_accuracy_shuffled_labels_mean: float
-    best_threshold_accuracy_shuffled_labels_p95: float
-    best_threshold_accuracy_cross_validated: float
-    non_redirect_answers: int
-    emails_sent_to_known: int
-    server: str
-    database: str
-    load_average_before: float
-    load_average_after: float
+    mean_ms: dict[str, float]
+    threshold_classifier_accuracy: dict[str, float]
+    gap_ms: float = 0.0
+    non_redirect_answers: int = 0
+    emails_sent: int = 0
+    server: str = ""
+    database: str = ""
+    load_average: dict[str, float] = field(default_factory=dict)
 
 
-def analyse(known_s: Sequence[float], unknown_s: Sequence[float], **extra: object) -> Report:
-    known = [t * 1000 for t in known_s]
-    unknown = [t * 1000 for t in unknown_s]
-    null_mean, null_p95 = null_best_threshold_accuracy(known, unknown)
+def analyse(first_s: Sequence[float], second_s: Sequence[float],
+            labels: tuple[str, str] = ("known", "unknown"), **extra: object) -> Report:
+    first = [t * 1000 for t in first_s]
+    second = [t * 1000 for t in second_s]
+    null_mean, null_p95 = null_best_threshold_accuracy(first, second)
+    a, b = labels
     return Report(
-        samples_per_class=len(known),
-        median_known_ms=round(statistics.median(known), 4),
-        median_unknown_ms=round(statistics.median(unknown), 4),
-        median_difference_ms=round(statistics.median(known) - statistics.median(unknown), 4),
-        mean_known_ms=round(statistics.fmean(known), 4),
-        mean_unknown_ms=round(statistics.fmean(unknown), 4),
-        best_threshold_accuracy_in_sample=round(best_threshold_accuracy(known, unknown), 4),
-        best_threshold_accuracy_shuffled_labels_mean=round(null_mean, 4),
-        best_threshold_accuracy_shuffled_labels_p95=round(null_p95, 4),
-        best_threshold_accuracy_cross_validated=round(
-            cross_validated_accuracy(known, unknown), 4),
+        comparison=f"{a} vs {b}",
+        samples_per_class=len(first),
+        median_ms={a: round(statistics.median(first), 4), b: round(statistics.median(second), 4)},
+        median_difference_ms=round(statistics.median(first) - statistics.median(second), 4),
+        mean_ms={a: round(statistics.fmean(first), 4), b: round(statistics.fmean(second), 4)},
+        threshold_classifier_accuracy={
+            "in_sample": round(best_threshold_accuracy(first, second), 4),
+            "shuffled_labels_mean": round(null_mean, 4),
+            "shuffled_labels_p95": round(null_p95, 4),
+            "cross_validated": round(cross_validated_accuracy(first, second), 4),
+        },
         **extra,  # type: ignore[arg-type]
     )
 
@@ -190,8 +191,10 @@ class SmtpSink:
 class Stack:
     """Redis, the SMTP sink, a migrated and seeded database, a celery worker and gunicorn."""
 
-    def __init__(self, workdir: Path, web_workers: int, with_worker: bool) -> None:
+    def __init__(self, workdir: Path, web_workers: int, with_worker: bool,
+                 limits: dict[str, str]) -> None:
         self.workdir = workdir
+        self.limits = limits
         self.web_workers = web_workers
         self.with_worker = with_worker
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -207,7 +210,7 @@ class Stack:
             "DATABASE_URL": os.environ.get("DATABASE_URL",
                                            f"sqlite:///{self.workdir / 'bench.db'}"),
             "REDIS_URL": redis_url,
-            "RATELIMIT_ENABLED": "false",
+            **self.limits,
             "MAIL_SERVER": "127.0.0.1",
             "MAIL_PORT": str(self.smtp.port),
             "SERVER_NAME": f"127.0.0.1:{self.web_port}",
@@ -345,33 +348,54 @@ class Prober:
         return elapsed, response.status, response.getheader("Location", "")
 
 
-def measure(stack: Stack, samples: int, gap_ms: float, warmup: int,
+# What each comparison posts, and the rate limits it runs under. "throttled vs admitted"
+# compares two kinds of unknown address: fresh ones (admitted) and ones already asked for
+# (over a per-address limit of 1), with the per-IP limit out of the way.
+COMPARISONS: dict[str, tuple[tuple[str, str], dict[str, str]]] = {
+    "known": (("known", "unknown"), {"RATELIMIT_ENABLED": "false"}),
+    "throttled": (("throttled", "admitted"), {
+        "RATELIMIT_ENABLED": "true",
+        "RATELIMIT_RESET_REQUEST_PER_IP": "1000000 per minute",
+        "RATELIMIT_RESET_REQUEST_PER_EMAIL": "1 per day",
+    }),
+}
+
+
+def fresh_address() -> str:
+    return f"k{secrets.token_hex(4)}@example.com"  # the shape of the registered ones
+
+
+def measure(stack: Stack, comparison: str, samples: int, gap_ms: float, warmup: int,
             seed: int | None) -> tuple[list[float], list[float], int]:
     rng = random.Random(seed)
     prober = Prober(stack.web_port)
-    plan = ["known"] * samples + ["unknown"] * samples
+    (first, _), _ = COMPARISONS[comparison]
+    plan = [True] * samples + [False] * samples  # True: the first class
     rng.shuffle(plan)
-    known_times: list[float] = []
-    unknown_times: list[float] = []
+    asked = [fresh_address() for _ in range(8)]  # throttled after the warm-up
+    first_times: list[float] = []
+    second_times: list[float] = []
     anomalies = 0
     for n in range(warmup):
-        prober.post(f"w{secrets.token_hex(4)}@example.com" if n % 2 else stack.known[n % 8])
+        prober.post(asked[n % len(asked)] if n % 2 else stack.known[n % len(stack.known)])
         time.sleep(gap_ms / 1000)
-    for n, kind in enumerate(plan):
-        if kind == "known":
-            address = stack.known[n % len(stack.known)]
+    for n, is_first in enumerate(plan):
+        if comparison == "known":
+            address = stack.known[n % len(stack.known)] if is_first else fresh_address()
         else:
-            address = f"k{secrets.token_hex(4)}@example.com"  # same shape, no account
+            address = asked[n % len(asked)] if is_first else fresh_address()
         elapsed, status, location = prober.post(address)
         if status != 302 or not location.endswith("/reset_password_request/sent"):
             anomalies += 1
-        (known_times if kind == "known" else unknown_times).append(elapsed)
+        (first_times if is_first else second_times).append(elapsed)
         time.sleep(rng.uniform(0.5, 1.5) * gap_ms / 1000)
-    return known_times, unknown_times, anomalies
+    return first_times, second_times, anomalies
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", choices=sorted(COMPARISONS), default="known",
+                        help="known vs unknown addresses (default), or throttled vs admitted")
     parser.add_argument("--samples", type=int, default=500, help="requests per class")
     parser.add_argument("--gap-ms", type=float, default=40.0, help="mean pause between requests")
     parser.add_argument("--warmup", type=int, default=40)
@@ -383,22 +407,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="timing-parity-"))
-    stack = Stack(workdir, args.web_workers, with_worker=not args.no_worker)
+    labels, limits = COMPARISONS[args.compare]
+    stack = Stack(workdir, args.web_workers, with_worker=not args.no_worker, limits=limits)
     try:
         stack.start()
-        print(f"measuring {args.samples} known + {args.samples} unknown, interleaved, "
-              f"~{args.gap_ms:g} ms apart, against gunicorn on 127.0.0.1:{stack.web_port}",
+        print(f"measuring {args.samples} {labels[0]} + {args.samples} {labels[1]}, interleaved,"
+              f" ~{args.gap_ms:g} ms apart, against gunicorn on 127.0.0.1:{stack.web_port}",
               flush=True)
         load_before = os.getloadavg()[0]
-        known, unknown, anomalies = measure(stack, args.samples, args.gap_ms, args.warmup,
-                                            args.seed)
+        first, second, anomalies = measure(stack, args.compare, args.samples, args.gap_ms,
+                                           args.warmup, args.seed)
         load_after = os.getloadavg()[0]
         time.sleep(3)  # let the worker finish the last emails before counting them
-        report = analyse(known, unknown, gap_ms=args.gap_ms, non_redirect_answers=anomalies,
-                         emails_sent_to_known=stack.smtp.count,
+        report = analyse(first, second, labels, gap_ms=args.gap_ms,
+                         non_redirect_answers=anomalies, emails_sent=stack.smtp.count,
                          server=f"gunicorn --workers {args.web_workers}",
                          database=stack.env["DATABASE_URL"].split(":", 1)[0],
-                         load_average_before=load_before, load_average_after=load_after)
+                         load_average={"before": load_before, "after": load_after})
     finally:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -406,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     width = max(len(k) for k in asdict(report))
     for key, value in asdict(report).items():
         print(f"  {key:<{width}}  {value}")
+    if args.output == ARTIFACT and args.compare != "known":
+        args.output = ARTIFACT.with_name(f"timing_parity_{args.compare}.json")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(asdict(report), indent=2) + "\n")
     print(f"written to {args.output}")

@@ -49,8 +49,8 @@ def test_a_one_sigma_shift_is_found():
 
 
 def test_report_is_in_milliseconds():
-    report = analyse([0.002] * 4, [0.001] * 4, gap_ms=1.0, non_redirect_answers=0,
-                     emails_sent_to_known=4, server="x", database="sqlite",
-                     load_average_before=0.0, load_average_after=0.0)
-    assert report.median_known_ms == 2.0 and report.median_difference_ms == 1.0
-    assert report.best_threshold_accuracy_in_sample == 1.0
+    report = analyse([0.002] * 4, [0.001] * 4, ("throttled", "admitted"))
+    assert report.comparison == "throttled vs admitted"
+    assert report.median_ms == {"throttled": 2.0, "admitted": 1.0}
+    assert report.median_difference_ms == 1.0
+    assert report.threshold_classifier_accuracy["in_sample"] == 1.0
