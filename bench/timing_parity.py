@@ -128,12 +128,25 @@ def null_best_threshold_accuracy(known: Sequence[float], unknown: Sequence[float
     return statistics.fmean(results), results[int(0.95 * (len(results) - 1))]
 
 
+def median_difference_interval(first: Sequence[float], second: Sequence[float],
+                               repeats: int = 2000, seed: int = 3) -> tuple[float, float]:
+    """95% bootstrap interval of median(first) - median(second): is the difference noise?"""
+    rng = random.Random(seed)
+    differences = sorted(
+        statistics.median(rng.choices(first, k=len(first)))
+        - statistics.median(rng.choices(second, k=len(second)))
+        for _ in range(repeats)
+    )
+    return differences[int(0.025 * repeats)], differences[int(0.975 * repeats) - 1]
+
+
 @dataclass
 class Report:
     comparison: str  # "<first> vs <second>"; differences are first minus second
     samples_per_class: int
     median_ms: dict[str, float]
     median_difference_ms: float
+    median_difference_95ci_ms: tuple[float, float]
     mean_ms: dict[str, float]
     threshold_classifier_accuracy: dict[str, float]
     gap_ms: float = 0.0
@@ -155,6 +168,8 @@ def analyse(first_s: Sequence[float], second_s: Sequence[float],
         samples_per_class=len(first),
         median_ms={a: round(statistics.median(first), 4), b: round(statistics.median(second), 4)},
         median_difference_ms=round(statistics.median(first) - statistics.median(second), 4),
+        median_difference_95ci_ms=tuple(  # type: ignore[arg-type]
+            round(x, 4) for x in median_difference_interval(first, second)),
         mean_ms={a: round(statistics.fmean(first), 4), b: round(statistics.fmean(second), 4)},
         threshold_classifier_accuracy={
             "in_sample": round(best_threshold_accuracy(first, second), 4),
@@ -428,13 +443,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    width = max(len(k) for k in asdict(report))
-    for key, value in asdict(report).items():
+    summary = asdict(report)
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
         print(f"  {key:<{width}}  {value}")
+    summary["samples_ms"] = {labels[0]: [round(t * 1000, 4) for t in first],
+                             labels[1]: [round(t * 1000, 4) for t in second]}
     if args.output == ARTIFACT and args.compare != "known":
         args.output = ARTIFACT.with_name(f"timing_parity_{args.compare}.json")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(asdict(report), indent=2) + "\n")
+    args.output.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"written to {args.output}")
     return 0 if anomalies == 0 else 1
 

@@ -8,6 +8,7 @@ from bench.timing_parity import (
     analyse,
     best_threshold_accuracy,
     cross_validated_accuracy,
+    median_difference_interval,
     null_best_threshold_accuracy,
 )
 
@@ -46,6 +47,16 @@ def test_a_one_sigma_shift_is_found():
     known = [rng.gauss(6, 1) for _ in range(500)]
     unknown = [rng.gauss(5, 1) for _ in range(500)]
     assert 0.65 < cross_validated_accuracy(known, unknown) < 0.75  # theory: 69%
+
+
+def test_median_difference_interval_covers_the_truth_and_excludes_zero_when_it_should():
+    rng = random.Random(9)
+    same = median_difference_interval([rng.gauss(5, 1) for _ in range(400)],
+                                      [rng.gauss(5, 1) for _ in range(400)], repeats=400)
+    shifted = median_difference_interval([rng.gauss(6, 1) for _ in range(400)],
+                                         [rng.gauss(5, 1) for _ in range(400)], repeats=400)
+    assert same[0] < 0 < same[1]
+    assert 0 < shifted[0] < 1 < shifted[1]
 
 
 def test_report_is_in_milliseconds():
