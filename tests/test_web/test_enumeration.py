@@ -136,3 +136,16 @@ def test_registration_hashes_the_password_even_when_refused(client: FlaskClient,
                                    "password": "a long passphrase",
                                    "password2": "a long passphrase"})
     assert calls == [1]
+
+
+def test_an_unknown_username_costs_a_password_check_too(client: FlaskClient, user: User,
+                                                        monkeypatch):
+    import web.auth.routes as routes
+
+    checks = []
+    real = routes.check_password_hash
+    monkeypatch.setattr(routes, "check_password_hash",
+                        lambda stored, password: checks.append(1) or real(stored, password))
+    response = client.post("/login", data={"username": "nobody", "password": "a guess here"})
+    assert response.headers["Location"] == "/login"
+    assert checks == [1]

@@ -9,13 +9,15 @@ Scripts may still POST the new password to `/reset_password/<token>`.
 from __future__ import annotations
 
 import logging
+import secrets
+from functools import cache
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import or_, select
-from werkzeug.security import generate_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from shared.contract import RESET_PASSWORD_PATH
 from shared.database import db
@@ -48,6 +50,12 @@ def _safe_next(target: str | None) -> str:
     return url_for("main.index")
 
 
+@cache
+def _stand_in_hash() -> str:
+    """Checked against when the username is unknown, so that answer takes as long."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
@@ -55,6 +63,8 @@ def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
         user = db.session.scalar(select(User).where(User.username == form.username.data))
+        if user is None:
+            check_password_hash(_stand_in_hash(), form.password.data or "")
         if (
             user is None
             or not user.check_password(form.password.data or "")
