@@ -149,3 +149,23 @@ def test_an_unknown_username_costs_a_password_check_too(client: FlaskClient, use
     response = client.post("/login", data={"username": "nobody", "password": "a guess here"})
     assert response.headers["Location"] == "/login"
     assert checks == [1]
+
+
+def test_a_registration_racing_another_gets_the_same_refusal(client: FlaskClient, app: Flask,
+                                                             monkeypatch):
+    """The address is taken between the check and the commit: a refusal, not a 500."""
+    import web.auth.routes as routes
+
+    real_scalar = routes.db.session.scalar
+
+    def check_then_race(*args, **kwargs):
+        result = real_scalar(*args, **kwargs)
+        make_user(app, username="racer", email="race@example.com")
+        return result
+
+    monkeypatch.setattr(routes.db.session, "scalar", check_then_race)
+    response = client.post("/register", data={
+        "username": "other", "email": "race@example.com",
+        "password": "a long passphrase", "password2": "a long passphrase"})
+    assert response.status_code == 200
+    assert b"That username or email cannot be used" in response.data

@@ -17,6 +17,7 @@ from flask import flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from shared.contract import RESET_PASSWORD_PATH
@@ -101,9 +102,13 @@ def register() -> ResponseReturnValue:
         if taken is not None:
             flash(REGISTRATION_REFUSED, "danger")
             return render_template("auth/register.html", title="Register", form=form)
-        user = User(username=form.username.data, email=email, password_hash=password_hash)
-        db.session.add(user)
-        db.session.commit()
+        db.session.add(User(username=form.username.data, email=email, password_hash=password_hash))
+        try:
+            db.session.commit()
+        except IntegrityError:  # taken by a registration that committed in between
+            db.session.rollback()
+            flash(REGISTRATION_REFUSED, "danger")
+            return render_template("auth/register.html", title="Register", form=form)
         flash("Congratulations, you are now a registered user!", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/register.html", title="Register", form=form)
