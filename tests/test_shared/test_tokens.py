@@ -203,3 +203,12 @@ def test_missing_claims_are_refused(missing: str):
 def test_malformed_claims_are_refused(changes: dict[str, object]):
     with pytest.raises(InvalidResetToken):
         read_reset_token(SECRET, sign(claims_like_ours(**changes)))
+
+
+def test_the_payload_holds_nothing_sensitive():
+    """A JWT is signed, not encrypted: anyone holding the link can read its claims."""
+    token = issue_reset_token(SECRET, 42, HASH, TTL, generation=3)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert set(claims) == {"sub", "purpose", "pwd", "gen", "iat", "exp", "jti"}
+    assert HASH not in token and "salt" not in json.dumps(claims)
+    assert claims["pwd"] != HASH and len(claims["pwd"]) == 32  # a keyed fingerprint only
