@@ -148,6 +148,14 @@ def test_unknown_hosts_are_refused_in_production(settings: Settings, fake_broker
     assert client.get("/login", headers={"Host": "127.0.0.1:8000"}).status_code == 200
 
 
+@pytest.mark.parametrize("host", [".", "a..b", "x" * 64 + ".example"])
+def test_a_host_that_is_no_host_name_gets_a_plain_400(client: FlaskClient, host: str):
+    """Found by the property tests: the styled error page cannot build its links for it."""
+    response = client.get("/", headers={"Host": host})
+    assert response.status_code == 400
+    assert b"does not answer to that host name" in response.data
+
+
 def test_trusted_hosts_come_from_the_environment():
     settings = Settings.from_env({"APP_ENV": "production", "SERVER_NAME": "blog.example.org",
                                   "TRUSTED_HOSTS": "blog.example.org, .example.net"})

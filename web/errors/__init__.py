@@ -11,7 +11,7 @@ import logging
 from flask import Flask, render_template
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
+from werkzeug.exceptions import BadHost, HTTPException, InternalServerError, SecurityError
 
 from shared.database import db
 
@@ -49,10 +49,13 @@ def register_error_handlers(app: Flask) -> None:
         page = render_template("errors/error.html", title="Form Expired", code=400, message=message)
         return page, 400
 
-    @app.errorhandler(SecurityError)
-    def untrusted_host(error: SecurityError) -> ResponseReturnValue:
-        """A Host outside TRUSTED_HOSTS: no URL can be built for it, so a page without links."""
+    def unusable_host(error: HTTPException) -> ResponseReturnValue:
+        """A Host outside TRUSTED_HOSTS or not a host name at all: no URL can be built for
+        it, so the styled page (full of links) cannot be rendered. A plain one instead."""
         return UNTRUSTED_HOST_PAGE, 400, {"Content-Type": "text/html; charset=utf-8"}
+
+    app.register_error_handler(SecurityError, unusable_host)
+    app.register_error_handler(BadHost, unusable_host)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> ResponseReturnValue:
