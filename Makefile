@@ -53,3 +53,9 @@ flower: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Timing parity of the reset form (known vs unknown addresses) against the real stack.
+.PHONY: bench-timing
+bench-timing: $(STAMP)
+	$(BIN)/python -m bench.timing_parity --compare known $(BENCH_TIMING_ARGS)
+	$(BIN)/python -m bench.timing_parity --compare throttled $(BENCH_TIMING_ARGS)

@@ -25,6 +25,15 @@ def _flag(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _list(value: str | None) -> tuple[str, ...]:
+    """A comma-separated variable as a tuple, blanks dropped."""
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+def _optional_flag(value: str | None) -> bool | None:
+    return None if value is None or not value.strip() else _flag(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "production"
@@ -55,6 +64,17 @@ class Settings:
     retry_backoff_base: float = 2.0
     retry_backoff_max: float = 120.0
     delivery_max_attempts: int = 10
+    # Reset-flow security (rate limits, key rotation, hosts, cookies).
+    secret_key_fallbacks: tuple[str, ...] = ()
+    ratelimit_enabled: bool = True
+    ratelimit_storage_uri: str | None = None
+    ratelimit_reset_request_per_ip: str = "10 per 15 minutes"
+    ratelimit_reset_request_per_email: str = "3 per 15 minutes"
+    ratelimit_reset_token_per_ip: str = "20 per 15 minutes"
+    ratelimit_register_per_ip: str = "10 per hour"
+    trusted_hosts: tuple[str, ...] = ()
+    trusted_proxies: int = 0
+    session_cookie_secure: bool | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +121,24 @@ class Settings:
             delivery_max_attempts=int(
                 get("DELIVERY_MAX_ATTEMPTS", str(cls.delivery_max_attempts))
             ),
+            secret_key_fallbacks=_list(get("SECRET_KEY_FALLBACKS")),
+            ratelimit_enabled=_flag(get("RATELIMIT_ENABLED", "true")),
+            ratelimit_storage_uri=get("RATELIMIT_STORAGE_URI") or None,
+            ratelimit_reset_request_per_ip=get(
+                "RATELIMIT_RESET_REQUEST_PER_IP", cls.ratelimit_reset_request_per_ip
+            ),
+            ratelimit_reset_request_per_email=get(
+                "RATELIMIT_RESET_REQUEST_PER_EMAIL", cls.ratelimit_reset_request_per_email
+            ),
+            ratelimit_reset_token_per_ip=get(
+                "RATELIMIT_RESET_TOKEN_PER_IP", cls.ratelimit_reset_token_per_ip
+            ),
+            ratelimit_register_per_ip=get(
+                "RATELIMIT_REGISTER_PER_IP", cls.ratelimit_register_per_ip
+            ),
+            trusted_hosts=_list(get("TRUSTED_HOSTS")),
+            trusted_proxies=int(get("TRUSTED_PROXIES", "0")),
+            session_cookie_secure=_optional_flag(get("SESSION_COOKIE_SECURE")),
         )
 
     def with_overrides(self, **changes: Any) -> Settings:
@@ -143,6 +181,28 @@ class Settings:
             raise ConfigError("OUTBOX_RELAY_INTERVAL and OUTBOX_STALE_AFTER must be positive")
 
     @property
+    def allowed_hosts(self) -> list[str] | None:
+        """Host names the web tier answers to (Flask's TRUSTED_HOSTS); None accepts any.
+
+        Outside development the default is SERVER_NAME's host plus the loopback names that
+        health checks use. TRUSTED_HOSTS replaces that list; `*` turns the check off.
+        """
+        if self.trusted_hosts == ("*",):
+            return None
+        if self.trusted_hosts:
+            return list(self.trusted_hosts)
+        if self.is_development or not self.server_name:
+            return None
+        return [self.server_name.rsplit(":", 1)[0], "localhost", "127.0.0.1"]
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS: on by default in production when links use https."""
+        if self.session_cookie_secure is not None:
+            return self.session_cookie_secure
+        return not self.is_development and self.preferred_url_scheme == "https"
+
+    @property
     def link_base_url(self) -> str:
         """Scheme and host of the links the worker writes into emails."""
         host = self.server_name or f"127.0.0.1:{self.port}"
@@ -169,6 +229,17 @@ class Settings:
             "MAX_CONTENT_LENGTH": 64 * 1024,
             "APP_NAME": self.app_name,
             "SETTINGS": self,
+            # Old keys still verify sessions (Flask) and reset links (shared.tokens).
+            "SECRET_KEY_FALLBACKS": list(self.secret_key_fallbacks),
+            "TRUSTED_HOSTS": self.allowed_hosts,
+            "SESSION_COOKIE_SECURE": self.secure_cookies,
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "REMEMBER_COOKIE_SECURE": self.secure_cookies,
+            "REMEMBER_COOKIE_HTTPONLY": True,
+            "REMEMBER_COOKIE_SAMESITE": "Lax",
+            "RATELIMIT_ENABLED": self.ratelimit_enabled,
+            "RATELIMIT_STORAGE_URI": self.ratelimit_storage_uri or self.redis_url,
         }
 
 

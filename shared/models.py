@@ -7,7 +7,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    true,
+    update,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -29,6 +39,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+    """An account.
+
+    Two counters make old credentials die: `reset_generation` is bumped each time a reset
+    link is minted (and when one is spent), and a link is honoured only while it carries the
+    current value, so the newest link wins and a used one is dead. `session_version` is
+    part of the id Flask-Login keeps in sessions and remember-me cookies; bumping it signs
+    out every browser at once.
+    """
+
     __tablename__ = "user"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -36,12 +55,49 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    reset_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:
+        """Flask-Login refuses to sign in an inactive account."""
+        return bool(self.active)
+
+    def get_id(self) -> str:
+        """What sessions and remember-me cookies hold: the id and the session version."""
+        return f"{self.id}:{self.session_version or 0}"
+
+    @classmethod
+    def find_for_reset(cls, email: str) -> User | None:
+        """The account a reset email may go to: an active one with exactly this address."""
+        return db.session.scalar(  # type: ignore[no-any-return]
+            db.select(cls).where(cls.email == email, cls.active.is_(True))
+        )
+
+    @classmethod
+    def bump_reset_generation(cls, user_id: int) -> int:
+        """Start a new reset generation and return it; links of older ones stop working.
+
+        The worker calls this when it mints a link and puts the value in the token, so the
+        newest link wins. One UPDATE ... RETURNING, committed at once: two workers minting
+        for the same account get different values, and the later one wins.
+        """
+        generation = db.session.execute(
+            update(cls)
+            .where(cls.id == user_id)
+            .values(reset_generation=cls.reset_generation + 1)
+            .returning(cls.reset_generation)
+            .execution_options(synchronize_session=False)
+        ).scalar_one()
+        db.session.commit()
+        return int(generation)
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
@@ -60,6 +116,7 @@ class DeliveryStatus(StrEnum):
     RETRYING = "retrying"  # a transient failure; due again at `next_attempt_at`
     SENT = "sent"  # the SMTP server accepted it
     NO_ACCOUNT = "no_account"  # nobody has that address: nothing to send, by design
+    THROTTLED = "throttled"  # over a rate limit: recorded and published alike, never sent
     FAILED = "failed"  # dead letter: permanent refusal or retries exhausted
     EXPIRED = "expired"  # the link would have expired before delivery
 

@@ -34,6 +34,7 @@ def settings(tmp_path: Path) -> Settings:
         mail_default_sender="Microblog <no-reply@example.test>",
         server_name="microblog.example.test",
         preferred_url_scheme="https",
+        ratelimit_storage_uri="memory://",
     )
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.celery_factory import make_celery
 from shared.config import Settings
 from shared.database import db
 from web.extensions import csrf, login_manager, migrate, register_user_loader
+from web.log_redaction import install_log_redaction, log_exceptions_without_messages
+from web.rate_limits import init_rate_limits
+from web.security_headers import init_security_headers
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -17,6 +21,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings.check_secret_key()
     app = Flask(__name__)
     app.config.from_mapping(settings.flask_config())
+    if settings.trusted_proxies:
+        # Behind N reverse proxies: the client IP (rate limits) and scheme come from them.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
+    install_log_redaction()
+    log_exceptions_without_messages(app)
     register_extensions(app, settings)
     register_blueprints(app)
     register_commands(app)
@@ -30,6 +41,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     register_user_loader()
+    init_rate_limits(app, settings)
+    init_security_headers(app, settings)
     app.extensions["celery"] = make_celery(settings, "web", publisher_only=True)
 
 

@@ -65,14 +65,16 @@ def _reset_deadline(delivery: EmailDelivery, settings: Settings) -> datetime:
 def _prepare_reset(delivery: EmailDelivery, settings: Settings) -> Prepared:
     if utcnow() > _reset_deadline(delivery, settings):
         return Skip(DeliveryStatus.EXPIRED, "link would expire before delivery")
-    user = _account(delivery)
+    user = User.find_for_reset(delivery.email)  # inactive accounts get nothing
     if user is None:
         return Skip(DeliveryStatus.NO_ACCOUNT)
     expires_at = _link_expires_at(delivery, settings)
-    # The token's lifetime counts from the request, not from this attempt.
+    # The token's lifetime counts from the request, not from this attempt. Minting moves
+    # the account's reset generation on, so every older link dies (newest wins).
     token = issue_reset_token(
         settings.secret_key, user.id, user.password_hash,
         ttl=expires_at - delivery.created_at, now=delivery.created_at,
+        generation=User.bump_reset_generation(user.id),
     )
     link = reset_password_url(settings.link_base_url, token)
     minutes_left = max(1, math.ceil((expires_at - utcnow()).total_seconds() / 60))

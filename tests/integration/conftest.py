@@ -103,6 +103,10 @@ def fault_env(tmp_path: Path, own_redis: RedisServer, smtp_server: SmtpServer) -
     """Short timeouts, unless FAULT_TIMEOUTS=production asks for the shipped defaults
     (for measuring real recovery times by hand; the sleeps in the tests stay short)."""
     env = stack_environment(tmp_path, own_redis.url, smtp_server.port)
+    # A burst of a hundred users all comes from one loopback address: no rate limits here.
+    env["RATELIMIT_ENABLED"] = "false"
+    # The real web process is reached over plain HTTP on loopback: cookies must travel.
+    env["SESSION_COOKIE_SECURE"] = "false"
     if os.environ.get("FAULT_TIMEOUTS") != "production":
         env.update(SHORT_TIMEOUTS)
     return env

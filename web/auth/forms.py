@@ -6,8 +6,9 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp
 
-PASSWORD_MIN_LENGTH = 8
-PASSWORD_MAX_LENGTH = 128
+from shared.models import User
+from web.auth.password_policy import MAX_LENGTH as PASSWORD_MAX_LENGTH
+from web.auth.password_policy import PasswordPolicy
 
 
 def _strip(value: str | None) -> str | None:
@@ -16,7 +17,8 @@ def _strip(value: str | None) -> str | None:
 
 
 def _password_rules() -> list[object]:
-    return [DataRequired(), Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH)]
+    """The same rules on registration and reset: see `password_policy`."""
+    return [DataRequired(), PasswordPolicy()]
 
 
 class LoginForm(FlaskForm):
@@ -59,6 +61,9 @@ class ResetPasswordRequestForm(FlaskForm):
 
 
 class ResetPasswordForm(FlaskForm):
+    # The account the link opened, for the rule against reusing its username or address.
+    account: User | None = None
+
     password = PasswordField("New Password", validators=_password_rules())
     password2 = PasswordField(
         "Repeat Password",

@@ -1,33 +1,47 @@
-"""Register, log in and out, and the two halves of a password reset."""
+"""Register, log in and out, and the two halves of a password reset.
+
+The reset link's token never stays in the address bar: `GET /reset_password/<token>` checks
+it, keeps it in the (signed, HttpOnly) session and redirects to `/reset_password`, which
+serves the form, as Django does. A link that is already dead gets its clear page at once.
+Scripts may still POST the new password to `/reset_password/<token>`.
+"""
 
 from __future__ import annotations
 
 import logging
+import secrets
+from functools import cache
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from shared.contract import RESET_PASSWORD_PATH
 from shared.database import db
 from shared.emails import normalize_email
 from shared.models import User
-from shared.tokens import (
-    ExpiredResetToken,
-    InvalidResetToken,
-    read_reset_token,
-    token_matches_password,
-)
+from shared.tokens import ExpiredResetToken, InvalidResetToken
 from web.auth import bp
 from web.auth.forms import LoginForm, RegistrationForm, ResetPasswordForm, ResetPasswordRequestForm
 from web.password_reset import request_password_reset
+from web.rate_limits import registrations, reset_request_admitted, token_attempts, token_posts
+from web.reset_links import open_reset_link, spend_reset_link
+from web.security_headers import no_store
 
 log = logging.getLogger(__name__)
 
 CHECK_EMAIL_MESSAGE = "Check your email for the instructions to reset your password"
 PASSWORD_RESET_MESSAGE = "Your password has been reset."
+REGISTRATION_REFUSED = "That username or email cannot be used. Please choose another."
+RESET_TOKEN_SESSION_KEY = "reset_token"
+FORM_PATH = "/reset_password"
+
+# Every auth page: never cached (reset pages hold or follow from a link; the rest hold forms).
+bp.after_request(no_store)
 
 
 def _safe_next(target: str | None) -> str:
@@ -37,6 +51,12 @@ def _safe_next(target: str | None) -> str:
     return url_for("main.index")
 
 
+@cache
+def _stand_in_hash() -> str:
+    """Checked against when the username is unknown, so that answer takes as long."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     if current_user.is_authenticated:
@@ -44,10 +64,15 @@ def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
         user = db.session.scalar(select(User).where(User.username == form.username.data))
-        if user is None or not user.check_password(form.password.data or ""):
+        if user is None:
+            check_password_hash(_stand_in_hash(), form.password.data or "")
+        if (
+            user is None
+            or not user.check_password(form.password.data or "")
+            or not login_user(user, remember=form.remember_me.data)  # False when inactive
+        ):
             flash("Invalid username or password", "danger")
             return redirect(url_for("auth.login"))
-        login_user(user, remember=form.remember_me.data)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", title="Sign In", form=form)
 
@@ -59,22 +84,31 @@ def logout() -> ResponseReturnValue:
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@registrations
 def register() -> ResponseReturnValue:
+    """A taken username and a taken email get one message that names neither field.
+
+    The password is hashed before the check, so a refusal takes as long as a success.
+    """
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = RegistrationForm()
     if form.validate_on_submit():
         email = normalize_email(form.email.data or "")
+        password_hash = generate_password_hash(form.password.data or "")
         taken = db.session.scalar(
-            select(User).where(or_(User.username == form.username.data, User.email == email))
+            select(User.id).where(or_(User.username == form.username.data, User.email == email))
         )
         if taken is not None:
-            flash("That username or email cannot be used. Please choose another.", "danger")
+            flash(REGISTRATION_REFUSED, "danger")
             return render_template("auth/register.html", title="Register", form=form)
-        user = User(username=form.username.data, email=email)
-        user.set_password(form.password.data or "")
-        db.session.add(user)
-        db.session.commit()
+        db.session.add(User(username=form.username.data, email=email, password_hash=password_hash))
+        try:
+            db.session.commit()
+        except IntegrityError:  # taken by a registration that committed in between
+            db.session.rollback()
+            flash(REGISTRATION_REFUSED, "danger")
+            return render_template("auth/register.html", title="Register", form=form)
         flash("Congratulations, you are now a registered user!", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/register.html", title="Register", form=form)
@@ -82,11 +116,14 @@ def register() -> ResponseReturnValue:
 
 @bp.route("/reset_password_request", methods=["GET", "POST"])
 def reset_password_request() -> ResponseReturnValue:
+    """Known, unknown, inactive or over a rate limit: the same work and the same answer."""
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = ResetPasswordRequestForm()
     if form.validate_on_submit():
-        request_password_reset(form.email.data or "")
+        email = form.email.data or ""
+        admitted = reset_request_admitted(email)
+        request_password_reset(email, throttled=not admitted)
         flash(CHECK_EMAIL_MESSAGE, "info")
         return redirect(url_for("auth.reset_password_sent"))
     return render_template("auth/reset_password_request.html", title="Reset Password", form=form)
@@ -98,37 +135,56 @@ def reset_password_sent() -> ResponseReturnValue:
     return render_template("auth/reset_password_sent.html", title="Check Your Email")
 
 
-def _user_for_token(token: str) -> User:
-    """The account a live token belongs to; raise `InvalidResetToken` otherwise."""
-    secret_key = current_app.config["SECRET_KEY"]
-    claims = read_reset_token(secret_key, token)
-    user = db.session.get(User, claims.user_id)
-    if user is None or not token_matches_password(secret_key, claims, user.password_hash):
-        raise InvalidResetToken("used or superseded")
-    return user
-
-
 @bp.route(RESET_PASSWORD_PATH, methods=["GET", "POST"])
+@token_attempts
 def reset_password(token: str) -> ResponseReturnValue:
+    """The emailed link. GET moves the token into the session; POST (scripts) sets the password."""
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
+    if request.method == "POST":
+        return _new_password_form(token)
     try:
-        user = _user_for_token(token)
-    except ExpiredResetToken:
-        return _invalid_link(expired=True)
-    except InvalidResetToken:
-        return _invalid_link(expired=False)
+        open_reset_link(token)
+    except InvalidResetToken as exc:
+        return _invalid_link(exc)
+    session[RESET_TOKEN_SESSION_KEY] = token
+    return redirect(url_for("auth.reset_password_form"))
+
+
+@bp.route(FORM_PATH, methods=["GET", "POST"])
+@token_posts
+def reset_password_form() -> ResponseReturnValue:
+    """The new-password form, for the link kept in the session."""
+    if current_user.is_authenticated:
+        return redirect(url_for("main.index"))
+    token = session.get(RESET_TOKEN_SESSION_KEY)
+    if not isinstance(token, str):
+        return _invalid_link(InvalidResetToken("no link in this session"))
+    return _new_password_form(token)
+
+
+def _new_password_form(token: str) -> ResponseReturnValue:
+    try:
+        user, claims = open_reset_link(token)
+    except InvalidResetToken as exc:
+        return _invalid_link(exc)
     form = ResetPasswordForm()
+    form.account = user
     if form.validate_on_submit():
-        user.set_password(form.password.data or "")
-        db.session.commit()
-        log.info("password reset user=%s", user.id)
+        if not spend_reset_link(user, claims, form.password.data or ""):
+            return _invalid_link(InvalidResetToken("spent concurrently"))
+        session.pop(RESET_TOKEN_SESSION_KEY, None)
         flash(PASSWORD_RESET_MESSAGE, "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", title="Set New Password", form=form)
 
 
-def _invalid_link(expired: bool) -> ResponseReturnValue:
-    log.info("reset link refused reason=%s", "expired" if expired else "invalid")
+def _invalid_link(error: InvalidResetToken) -> ResponseReturnValue:
+    """A dead link (used, superseded, expired, tampered): a clear page and a way forward."""
+    session.pop(RESET_TOKEN_SESSION_KEY, None)
+    expired = isinstance(error, ExpiredResetToken)
+    # An audit trail of failed attempts (OWASP): the reason and where from, never the token.
+    log.info("reset link refused reason=%s ip=%s", "expired" if expired else "invalid",
+             request.remote_addr)
     page = render_template("auth/reset_link_invalid.html", title="Link Not Valid", expired=expired)
     return page, 400

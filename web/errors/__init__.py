@@ -1,4 +1,8 @@
-"""Styled error pages: every failure gets a clear page, never a stack trace."""
+"""Styled error pages: every failure gets a clear page, never a stack trace.
+
+Pages never echo what the visitor sent (path, form, headers), so a token or an address in
+a bad request cannot end up on a page, in a screenshot or in a shared link.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import logging
 from flask import Flask, render_template
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadHost, HTTPException, InternalServerError, SecurityError
 
 from shared.database import db
 
@@ -19,12 +23,21 @@ EXPLANATIONS = {
     404: "There is no page at this address.",
     405: "This page does not accept that kind of request.",
     413: "What you sent is too large.",
-    429: "Too many attempts. Please wait a little and try again.",
+    429: "Too many attempts. Please wait a few minutes, then try again.",
     500: "Something went wrong on our side. It has been logged; please try again.",
 }
 
 
+TITLES = {429: "Too Many Attempts"}
+UNTRUSTED_HOST_PAGE = (
+    '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Bad Request</title>'
+    "</head><body><h1>Bad Request</h1><p>This site does not answer to that host name.</p>"
+    "</body></html>\n"
+)
+
+
 def _page(code: int, title: str) -> ResponseReturnValue:
+    title = TITLES.get(code, title)
     message = EXPLANATIONS.get(code, "The request could not be completed.")
     return render_template("errors/error.html", title=title, code=code, message=message), code
 
@@ -35,6 +48,14 @@ def register_error_handlers(app: Flask) -> None:
         message = "Your form expired or was sent from elsewhere. Please reload the page and retry."
         page = render_template("errors/error.html", title="Form Expired", code=400, message=message)
         return page, 400
+
+    def unusable_host(error: HTTPException) -> ResponseReturnValue:
+        """A Host outside TRUSTED_HOSTS or not a host name at all: no URL can be built for
+        it, so the styled page (full of links) cannot be rendered. A plain one instead."""
+        return UNTRUSTED_HOST_PAGE, 400, {"Content-Type": "text/html; charset=utf-8"}
+
+    app.register_error_handler(SecurityError, unusable_host)
+    app.register_error_handler(BadHost, unusable_host)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> ResponseReturnValue:

@@ -1,0 +1,69 @@
+"""Keep reset tokens, passwords and full addresses out of every log line the web tier writes.
+
+The app itself never logs them; this is the net under the servers' own logs. A reset link's
+first request (`GET /reset_password/<token>`) reaches gunicorn's and werkzeug's access logs
+before the app can redirect it away, so their loggers get a filter that rewrites the token,
+secret-looking query parameters and email addresses, in the message and any traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from types import TracebackType
+
+from flask import Flask, request
+
+TOKEN_IN_PATH = re.compile(r"(/reset_password/)[^\s\"'?#/]+")
+SECRET_PARAMETER = re.compile(
+    r"((?:token|password|password2|csrf_token|email)=)[^&\s\"']+", re.IGNORECASE
+)
+EMAIL_ADDRESS = re.compile(
+    r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+)
+SERVER_LOGGERS = ("gunicorn.access", "gunicorn.error", "werkzeug", "flask-limiter", "web")
+
+
+def redact(text: str) -> str:
+    text = TOKEN_IN_PATH.sub(r"\1[redacted]", text)
+    text = SECRET_PARAMETER.sub(r"\1[redacted]", text)
+    return EMAIL_ADDRESS.sub(r"\1***@\2", text)
+
+
+class RedactSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def install_log_redaction(names: tuple[str, ...] = SERVER_LOGGERS) -> None:
+    """Idempotent: one filter per logger however many apps a process creates."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())
+
+
+def log_exceptions_without_messages(app: Flask) -> None:
+    """Flask logs an unhandled exception with its message, and messages carry data (a value
+    that failed to parse, an address in a query). Log where it failed, and its type, only."""
+
+    def log_exception(
+        exc_info: tuple[type[BaseException], BaseException, TracebackType]
+        | tuple[None, None, None],
+    ) -> None:
+        exc_type, _, tb = exc_info
+        name = exc_type.__name__ if exc_type else "unknown"
+        frames = "".join(traceback.format_tb(tb)) if tb else ""
+        app.logger.error("Exception on %s [%s]: %s (message withheld)\n%s",
+                         redact(request.path), request.method, name, frames.rstrip())
+
+    app.log_exception = log_exception  # type: ignore[method-assign]
