@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import kombu.pools
 import pytest
 from flask import Flask
 from support.mailbox import SmtpServer
 from support.processes import RedisServer, WorkerProcess
+from support.redis_db import ClaimedRedis
 
 from scripts.embedded_redis import free_port
 from shared.config import Settings
@@ -19,9 +18,12 @@ from web import create_app
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
+def redis_url(standalone_redis: ClaimedRedis | None) -> Iterator[str]:
+    """The standalone Redis of TEST_REDIS_URL (emptied per module), else our own server."""
+    if standalone_redis is not None:
+        standalone_redis.flush()
+        yield standalone_redis.url
+        standalone_redis.flush()
         return
     server = RedisServer().start()
     yield server.url
@@ -36,12 +38,12 @@ def smtp_server() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-def stack_env(tmp_path: Path, redis_url: str, smtp_server: SmtpServer) -> dict[str, str]:
+def stack_env(database_url: str, redis_url: str, smtp_server: SmtpServer) -> dict[str, str]:
     """The environment an operator would give both tiers."""
     return {
         "APP_ENV": "production",
         "SECRET_KEY": "integration-secret-key-0123456789abcdef",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'stack.db'}",
+        "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp_server.port),
