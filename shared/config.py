@@ -46,6 +46,7 @@ class Settings:
     task_time_limit: int = 20
     broker_visibility_timeout: int = 30
     publish_timeout_seconds: float = 1.0
+    metrics_token: str | None = None  # Bearer token for the web tier's /metrics; None: off
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +84,7 @@ class Settings:
             publish_timeout_seconds=float(
                 get("PUBLISH_TIMEOUT", str(cls.publish_timeout_seconds))
             ),
+            metrics_token=get("METRICS_TOKEN") or None,
         )
 
     def with_overrides(self, **changes: Any) -> Settings:
