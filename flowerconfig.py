@@ -64,5 +64,6 @@ def _protect_metrics() -> None:
 _check_authentication()
 _protect_metrics()
 
-# Workers removed by `docker compose up --scale worker=N` drop off the dashboard after a day.
-purge_offline_workers = 24 * 3600
+# Not set: purge_offline_workers. Flower counts the web tier's task-sent events under the
+# web process's name, which is never an online worker, so purging would wipe those
+# counters from /metrics at every scrape. Workers removed by --scale stay listed, offline.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from support.compose_stack import (
@@ -83,8 +84,9 @@ def stack(local_compose: LocalCompose, tmp_path_factory: pytest.TempPathFactory
     stack = LocalStack(local_compose, tmp_path_factory.mktemp("logs"))
     try:
         stack.up()
-        for service in long_running_services(local_compose.compose):
-            stack.wait_healthy(service)
+        services = long_running_services(local_compose.compose)
+        with ThreadPoolExecutor(len(services)) as pool:  # as compose does: all at once
+            list(pool.map(stack.wait_healthy, services))
         yield stack
     finally:
         stack.down()
