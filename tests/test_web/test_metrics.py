@@ -47,6 +47,11 @@ def add_row(app: Flask, status: DeliveryStatus, age: timedelta = timedelta()) ->
         db.session.commit()
 
 
+def test_the_token_comes_from_the_environment():
+    assert Settings.from_env({"METRICS_TOKEN": "abc"}).metrics_token == "abc"
+    assert Settings.from_env({"METRICS_TOKEN": ""}).metrics_token is None
+
+
 def test_without_a_configured_token_there_is_no_metrics_page(settings: Settings, fake_broker):
     app = create_app(settings.with_overrides(metrics_token=None))
     assert app.test_client().get("/metrics").status_code == 404
