@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import kombu.pools
 import pytest
+import redis
 from flask import Flask
 from support.mailbox import SmtpServer
 from support.processes import RedisServer, WorkerProcess
@@ -54,7 +55,20 @@ def stack_env(database_url: str, redis_url: str, smtp_server: SmtpServer) -> dic
 
 
 @pytest.fixture
-def web_app(stack_env: dict[str, str]) -> Iterator[Flask]:
+def empty_broker(redis_url: str, standalone_redis: ClaimedRedis | None) -> str:
+    """Each test starts with an empty broker: a worker stopped right after the SMTP server
+    accepted can hand its not-yet-acknowledged message back to Redis (acks_late)."""
+    if standalone_redis is not None:
+        standalone_redis.flush()  # keeps this session's claim on the database
+    else:
+        client = redis.Redis.from_url(redis_url)
+        client.flushdb()
+        client.close()
+    return redis_url
+
+
+@pytest.fixture
+def web_app(stack_env: dict[str, str], empty_broker: str) -> Iterator[Flask]:
     kombu.pools.reset()
     app = create_app(Settings.from_env(stack_env))
     with app.app_context():
