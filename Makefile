@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app web.wsgi
 
-.PHONY: help install run test test-unit test-integration test-browser lint web worker beat flower migrate bench clean
+.PHONY: help install run test test-unit lint web worker beat flower migrate bench bench-timing test-services test-postgres clean
 
 help:
-	@echo "make run     start web, worker, Flower, embedded Redis and an SMTP sink (SQLite)"
-	@echo "make test    install and run the whole test suite"
+	@echo "make run     start web, worker, beat, Flower, embedded Redis and an SMTP sink (SQLite)"
+	@echo "make test    install and run the whole test suite (again on local PostgreSQL/Redis if up)"
 	@echo "make web | worker | beat | flower   one role, configured by the environment"
 	@echo "make lint    ruff and the import boundaries"
 
@@ -27,6 +27,12 @@ run: $(STAMP)
 test: $(STAMP)
 	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest
+	$(BIN)/python -m scripts.test_against_services -m "not browser"
+
+# The suite against PostgreSQL and a standalone Redis on their standard local ports (or
+# TEST_DATABASE_URL / TEST_REDIS_URL); each one that does not answer is skipped, with why.
+test-services test-postgres: $(STAMP)
+	$(BIN)/python -m scripts.test_against_services -m "not browser"
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not browser"

@@ -75,6 +75,7 @@ class Settings:
     trusted_hosts: tuple[str, ...] = ()
     trusted_proxies: int = 0
     session_cookie_secure: bool | None = None
+    metrics_token: str | None = None  # Bearer token for the web tier's /metrics; None: off
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -139,6 +140,7 @@ class Settings:
             trusted_hosts=_list(get("TRUSTED_HOSTS")),
             trusted_proxies=int(get("TRUSTED_PROXIES", "0")),
             session_cookie_secure=_optional_flag(get("SESSION_COOKIE_SECURE")),
+            metrics_token=get("METRICS_TOKEN") or None,
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -1,7 +1,13 @@
-"""Fixtures: apps built from explicit settings, a logged-in user, real servers when marked."""
+"""Fixtures: apps built from explicit settings, a logged-in user, real servers when marked.
+
+By default the database is a fresh SQLite file per test and integration tests start their
+own Redis. `TEST_DATABASE_URL` (a PostgreSQL server) and `TEST_REDIS_URL` (a standalone
+Redis) run the same tests against those servers instead: `make test-services`.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +17,9 @@ import kombu.transport.redis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from support.databases import PostgresServer
 from support.factories import make_user
+from support.redis_db import ClaimedRedis
 
 from shared.config import Settings
 from shared.database import db
@@ -22,12 +30,60 @@ from worker.app import create_worker_app
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
 
+def pytest_report_header() -> list[str]:
+    database = os.environ.get("TEST_DATABASE_URL") or "SQLite (a file per test)"
+    broker = os.environ.get("TEST_REDIS_URL") or "embedded redis-server (one per module)"
+    return [f"database: {database}", f"broker: {broker}"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | None]:
+    """The PostgreSQL server named by TEST_DATABASE_URL, or None for SQLite."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        yield None
+        return
+    server = PostgresServer(url)
+    server.drop_abandoned()
+    yield server
+    server.drop_created()
+
+
+@pytest.fixture(scope="session")
+def session_database(postgres_server: PostgresServer | None) -> str | None:
+    """This session's own PostgreSQL database (emptied after every test), or None."""
+    return postgres_server.create() if postgres_server else None
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def database_url(tmp_path: Path, postgres_server: PostgresServer | None,
+                 session_database: str | None) -> Iterator[str]:
+    """An empty database for one test: a SQLite file, or the session's PostgreSQL database."""
+    if postgres_server is None or session_database is None:
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    yield session_database
+    postgres_server.reset(session_database)
+
+
+@pytest.fixture(scope="session")
+def standalone_redis() -> Iterator[ClaimedRedis | None]:
+    """A claimed database on the Redis server named by TEST_REDIS_URL, or None."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        yield None
+        return
+    claimed = ClaimedRedis(url).claim()
+    yield claimed
+    claimed.release()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
     return Settings(
         env="testing",
         secret_key=TEST_SECRET,
-        database_url=f"sqlite:///{tmp_path / 'test.db'}",
+        database_url=database_url,
         redis_url="redis://127.0.0.1:1/0",
         mail_server="127.0.0.1",
         mail_port=1,
@@ -74,6 +130,9 @@ def csrf_app(settings: Settings, fake_broker: fakeredis.FakeRedis) -> Iterator[F
     with app.app_context():
         db.create_all()
     yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture

@@ -51,10 +51,12 @@ def register_blueprints(app: Flask) -> None:
     from web.errors import register_error_handlers
     from web.health import bp as health_bp
     from web.main import bp as main_bp
+    from web.metrics import bp as metrics_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(metrics_bp)
     register_error_handlers(app)
 
 

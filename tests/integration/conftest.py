@@ -13,10 +13,12 @@ from pathlib import Path
 
 import kombu.pools
 import pytest
+import redis
 from flask import Flask
 from support.faults import SHORT_TIMEOUTS, FaultFigures
 from support.mailbox import SmtpServer
 from support.processes import BeatProcess, RedisServer, ServiceProcess, WorkerProcess
+from support.redis_db import ClaimedRedis
 
 from scripts.embedded_redis import free_port
 from shared.config import Settings
@@ -27,9 +29,12 @@ FIGURES = pytest.StashKey[list[FaultFigures]]()
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
+def redis_url(standalone_redis: ClaimedRedis | None) -> Iterator[str]:
+    """The standalone Redis of TEST_REDIS_URL (emptied per module), else our own server."""
+    if standalone_redis is not None:
+        standalone_redis.flush()
+        yield standalone_redis.url
+        standalone_redis.flush()
         return
     server = RedisServer().start()
     yield server.url
@@ -43,12 +48,12 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.stop()
 
 
-def stack_environment(tmp_path: Path, redis_url: str, smtp_port: int) -> dict[str, str]:
+def stack_environment(database_url: str, redis_url: str, smtp_port: int) -> dict[str, str]:
     """The environment an operator would give both tiers."""
     return {
         "APP_ENV": "production",
         "SECRET_KEY": "integration-secret-key-0123456789abcdef",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'stack.db'}",
+        "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp_port),
@@ -59,8 +64,21 @@ def stack_environment(tmp_path: Path, redis_url: str, smtp_port: int) -> dict[st
 
 
 @pytest.fixture
-def stack_env(tmp_path: Path, redis_url: str, smtp_server: SmtpServer) -> dict[str, str]:
-    return stack_environment(tmp_path, redis_url, smtp_server.port)
+def stack_env(database_url: str, redis_url: str, smtp_server: SmtpServer) -> dict[str, str]:
+    return stack_environment(database_url, redis_url, smtp_server.port)
+
+
+@pytest.fixture
+def empty_broker(redis_url: str, standalone_redis: ClaimedRedis | None) -> str:
+    """Each test starts with an empty broker: a worker stopped right after the SMTP server
+    accepted can hand its not-yet-acknowledged message back to Redis (acks_late)."""
+    if standalone_redis is not None:
+        standalone_redis.flush()  # keeps this session's claim on the database
+    else:
+        client = redis.Redis.from_url(redis_url)
+        client.flushdb()
+        client.close()
+    return redis_url
 
 
 def web_app_for(env: dict[str, str]) -> Iterator[Flask]:
@@ -76,7 +94,7 @@ def web_app_for(env: dict[str, str]) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def web_app(stack_env: dict[str, str]) -> Iterator[Flask]:
+def web_app(stack_env: dict[str, str], empty_broker: str) -> Iterator[Flask]:
     yield from web_app_for(stack_env)
 
 
@@ -99,10 +117,11 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def fault_env(tmp_path: Path, own_redis: RedisServer, smtp_server: SmtpServer) -> dict[str, str]:
+def fault_env(database_url: str, own_redis: RedisServer,
+              smtp_server: SmtpServer) -> dict[str, str]:
     """Short timeouts, unless FAULT_TIMEOUTS=production asks for the shipped defaults
     (for measuring real recovery times by hand; the sleeps in the tests stay short)."""
-    env = stack_environment(tmp_path, own_redis.url, smtp_server.port)
+    env = stack_environment(database_url, own_redis.url, smtp_server.port)
     # A burst of a hundred users all comes from one loopback address: no rate limits here.
     env["RATELIMIT_ENABLED"] = "false"
     # The real web process is reached over plain HTTP on loopback: cookies must travel.

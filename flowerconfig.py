@@ -1,0 +1,69 @@
+"""Flower's configuration: `celery -A worker.celery_app:celery_app flower --conf=flowerconfig.py`.
+
+Flower runs this file after reading its FLOWER_* environment variables and command-line
+flags, and before it starts serving. It enforces two rules:
+
+* No Flower without authentication. FLOWER_BASIC_AUTH (`user:password`, comma-separated
+  for several) or OAuth (`--auth`) must be set; the one exception is development on
+  loopback (APP_ENV=development and --address=127.0.0.1), which is what `make run` starts.
+* `/metrics` behind the same authentication. Flower 2.2 serves `/metrics` (task names,
+  worker names, counts) to anyone, even with basic auth on (its docs list it, with
+  `/healthcheck`, as exempt); Prometheus scrapes it with the same credentials
+  (`basic_auth` in the scrape config). `/healthcheck` stays open: it says only "OK".
+"""
+
+from __future__ import annotations
+
+import os
+
+import tornado.web
+from flower import urls
+from flower.views.monitor import Metrics
+from tornado.options import options
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class AuthenticatedMetrics(Metrics):
+    """Flower's Prometheus endpoint, answering only requests that pass Flower's auth."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        await super().get()
+
+
+def _basic_auth_problem(pairs: list[str] | None) -> str | None:
+    for pair in pairs or []:
+        user, _, password = pair.partition(":")
+        if not user or not password:
+            return "FLOWER_BASIC_AUTH must be user:password pairs, separated by commas"
+    return None
+
+
+def _check_authentication() -> None:
+    problem = _basic_auth_problem(options.basic_auth)
+    if problem:
+        raise SystemExit(f"flowerconfig.py: {problem}")
+    if options.basic_auth or options.auth:
+        return
+    if os.environ.get("APP_ENV") == "development" and options.address in LOOPBACK:
+        return
+    raise SystemExit(
+        "flowerconfig.py: Flower refuses to start without authentication: set "
+        "FLOWER_BASIC_AUTH=user:password (or OAuth with --auth)")
+
+
+def _protect_metrics() -> None:
+    for index, handler in enumerate(urls.handlers):
+        if isinstance(handler, tuple) and handler[0] == r"/metrics":
+            urls.handlers[index] = (r"/metrics", AuthenticatedMetrics)
+            return
+    raise SystemExit("flowerconfig.py: Flower has no /metrics route to protect; check its version")
+
+
+_check_authentication()
+_protect_metrics()
+
+# Not set: purge_offline_workers. Flower counts the web tier's task-sent events under the
+# web process's name, which is never an online worker, so purging would wipe those
+# counters from /metrics at every scrape. Workers removed by --scale stay listed, offline.
