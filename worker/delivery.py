@@ -31,6 +31,7 @@ from worker.smtp_errors import classify
 class Outcome:
     status: str
     retry_in: float | None = None
+    reason: str | None = None
 
 
 def backoff_seconds(attempt: int, base: float, cap: float) -> float:
@@ -83,7 +84,7 @@ def _dead(claim: outbox.Claim, reason: str) -> Outcome:
     outbox.finish(claim, DeliveryStatus.FAILED, reason)
     delivery_event("delivery.dead", claim.delivery.id, level=logging.ERROR,
                    kind=claim.delivery.kind, attempt=claim.delivery.attempts, reason=reason)
-    return Outcome(DeliveryStatus.FAILED.value)
+    return Outcome(DeliveryStatus.FAILED.value, reason=reason)
 
 
 def _record_failure(claim: outbox.Claim, exc: BaseException, settings: Settings) -> Outcome:
@@ -106,4 +107,4 @@ def _record_failure(claim: outbox.Claim, exc: BaseException, settings: Settings)
     delivery_event("delivery.retrying", delivery.id, level=logging.WARNING,
                    kind=delivery.kind, attempt=delivery.attempts, reason=failure.reason,
                    retry_in=f"{delay:.1f}s")
-    return Outcome(DeliveryStatus.RETRYING.value, retry_in=delay)
+    return Outcome(DeliveryStatus.RETRYING.value, retry_in=delay, reason=failure.reason)

@@ -7,6 +7,7 @@ will not fix itself by retrying; it goes to the dead letters, loudly).
 
 from __future__ import annotations
 
+import re
 import smtplib
 from dataclasses import dataclass
 
@@ -19,9 +20,14 @@ class SendFailure:
     reason: str
 
 
+# Servers often echo the recipient ("550 <susan@example.com>: no such user"); the reason
+# ends up in logs and in Flower, so addresses in it are masked.
+ADDRESS = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+)")
+
+
 def _reply(code: int, message: bytes | str) -> str:
     text = message.decode(errors="replace") if isinstance(message, bytes) else message
-    return f"{code} {text}".strip()[:300]
+    return ADDRESS.sub(r"\1***@\2", f"{code} {text}".strip())[:300]
 
 
 def classify(exc: BaseException) -> SendFailure:

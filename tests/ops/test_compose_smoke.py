@@ -107,8 +107,9 @@ def test_a_reset_goes_from_the_web_form_to_the_smtp_server(
     # Following the link: the access log shows the path with the token cut out.
     token = received.reset_link.rsplit("/", 1)[1]
     page = site.get(f"/reset_password/{token}")
-    assert page.status == 200
-    web_log = wait_for_log(stack, "web", '"GET /reset_password/[redacted] HTTP/1.1" 200')
+    assert page.status == 302 and page.headers["Location"] == "/reset_password"
+    assert site.get("/reset_password").status == 200
+    web_log = wait_for_log(stack, "web", '"GET /reset_password/[redacted] HTTP/1.1" 302')
     for log in (web_log, worker_log, stack.processes["flower"].log):
         assert email not in log
         assert token not in log
