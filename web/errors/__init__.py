@@ -25,6 +25,8 @@ EXPLANATIONS = {
 
 
 def _page(code: int, title: str) -> ResponseReturnValue:
+    if code == 429:
+        return render_template("errors/too_many_attempts.html", title="Too Many Attempts"), code
     message = EXPLANATIONS.get(code, "The request could not be completed.")
     return render_template("errors/error.html", title=title, code=code, message=message), code
 
