@@ -46,7 +46,7 @@ def open_email(open_page, email: ReceivedEmail, look: Look):
 
 @pytest.mark.parametrize("look", [DESKTOP, PHONE], ids=lambda look: look.name)
 def test_forgotten_password_journey(look: Look, live_stack: Stack, open_page):
-    username = f"journey-{look.name}"
+    username = {"desktop": "susan", "phone": "sam"}[look.name]
     address = f"{username}@example.com"
     minutes = live_stack.app.config["SETTINGS"].reset_token_minutes
     page = open_page(look)
