@@ -6,6 +6,7 @@ the whole browser session; each test gets fresh browser contexts and its own acc
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import kombu.pools
 import pytest
-from browser_kit import ROOT, SCREENSHOTS, Look, Stack
+from browser_kit import AXE_RUNS, ROOT, SCREENSHOTS, Look, Stack
 from flask import Flask, Response, abort
 from support.live_server import LiveServer
 from support.mailbox import SmtpServer
@@ -132,6 +133,8 @@ def fresh_rate_limits(request: pytest.FixtureRequest) -> None:
 def screenshot_dir() -> Iterator[Path]:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     yield SCREENSHOTS
+    if AXE_RUNS:
+        (SCREENSHOTS / "axe-results.json").write_text(json.dumps(AXE_RUNS, indent=1))
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         for name in README_SCREENSHOTS:

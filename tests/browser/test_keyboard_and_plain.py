@@ -31,12 +31,35 @@ def test_tab_order_follows_the_page(path: str, look: Look, live_stack: Stack, op
     assert hidden == [], f"no visible focus ring on {hidden}"
 
 
+AUTOCOMPLETE = {
+    "/login": {"username": "username", "password": "current-password"},
+    "/register": {"username": "username", "email": "email", "password": "new-password",
+                  "password2": "new-password"},
+    "/reset_password_request": {"email": "email"},
+}
+
+
+@pytest.mark.parametrize("path", list(AUTOCOMPLETE))
+def test_password_managers_know_each_field(path: str, live_stack: Stack, open_page):
+    page = open_page(DESKTOP)
+    page.goto(live_stack.url + path)
+    found = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('input.input')]
+            .map(input => [input.id, input.getAttribute('autocomplete')]))"""
+    )
+    assert found == AUTOCOMPLETE[path]
+
+
 @pytest.mark.parametrize("look", [DESKTOP, PHONE], ids=lambda look: look.name)
 def test_set_new_password_tab_order(look: Look, live_stack: Stack, open_page):
     page = open_page(look)
     page.goto(live_stack.reset_link(live_stack.add_user(f"tabs-{look.name}")))
     names = [stop.name for stop in tab_through(page)]
     assert names == HEADER_STOPS + ["input#password", "input#password2", "input#submit"]
+    autocomplete = page.eval_on_selector_all(
+        "input.input", "inputs => inputs.map(input => input.autocomplete)"
+    )
+    assert autocomplete == ["new-password", "new-password"]
 
 
 def test_skip_link_moves_focus_to_the_content(live_stack: Stack, open_page):
