@@ -97,6 +97,19 @@ class Stack:
         raise AssertionError(f"no reset email reached {address} within {timeout}s")
 
 
+def click_and_wait(page: Any, target: Any) -> None:
+    """Click a link or button that loads a page, and return once that page has loaded.
+
+    Playwright's click does not wait for the navigation it starts: without this, a test
+    could read the page it is leaving.
+    """
+    with page.expect_navigation():
+        if isinstance(target, str):
+            page.click(target)
+        else:
+            target.click()
+
+
 # ---------------------------------------------------------------- axe-core
 
 @dataclass
@@ -248,12 +261,21 @@ DESCRIBE_FOCUS = """() => {
 }"""
 
 
+def settle_autofocus(page: Any) -> None:
+    """Chromium moves focus to an `autofocus` field at its next rendering step, after `load`."""
+    page.wait_for_function(
+        "() => { const field = document.querySelector('[autofocus]');"
+        " return !field || document.activeElement === field; }"
+    )
+
+
 def tab_through(page: Any, limit: int = 40) -> list[FocusStop]:
     """Every stop Tab makes from the top of the page to the end of it, in order.
 
     Focus may start anywhere (autofocus); Tab past the last stop leaves the document, and
     the next Tab enters it again at the first stop, as after a fresh load.
     """
+    settle_autofocus(page)
     for _ in range(limit):
         if page.evaluate(DESCRIBE_FOCUS) is None:
             break

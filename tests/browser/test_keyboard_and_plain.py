@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from browser_kit import DESKTOP, PHONE, Look, Stack, shoot, tab_through
+from browser_kit import DESKTOP, PHONE, Look, Stack, settle_autofocus, shoot, tab_through
 
 pytestmark = pytest.mark.browser
 
@@ -78,11 +78,13 @@ def test_whole_reset_by_keyboard_alone(live_stack: Stack, open_page):
     user = live_stack.add_user("keyboard-only")
     page = open_page(DESKTOP)
     page.goto(live_stack.url + "/reset_password_request")
-    page.keyboard.type("keyboard-only@example.com")  # the field has focus on arrival
+    settle_autofocus(page)  # the field has focus on arrival: just type
+    page.keyboard.type("keyboard-only@example.com")
     page.keyboard.press("Enter")
     page.wait_for_url("**/reset_password_request/sent")
 
     page.goto(live_stack.reset_email_to(user.email).reset_link)
+    settle_autofocus(page)
     page.keyboard.type("typed new passphrase")
     page.keyboard.press("Tab")
     page.keyboard.type("typed new passphrase")
@@ -91,6 +93,7 @@ def test_whole_reset_by_keyboard_alone(live_stack: Stack, open_page):
     page.wait_for_url("**/login")
     assert "Your password has been reset." in page.inner_text(".flashes")
 
+    settle_autofocus(page)
     page.keyboard.type("keyboard-only")
     page.keyboard.press("Tab")
     page.keyboard.type("typed new passphrase")

@@ -24,6 +24,7 @@ from browser_kit import (
     Stack,
     assert_accessible,
     assert_fits_width,
+    click_and_wait,
     shoot,
 )
 
@@ -34,7 +35,7 @@ def sign_in(page: Any, stack: Stack, username: str, password: str = PASSWORD) ->
     page.goto(stack.url + "/login")
     page.fill("#username", username)
     page.fill("#password", password)
-    page.click("#submit")
+    click_and_wait(page, "#submit")
     page.wait_for_url(re.compile(r"/(index)?$"))
 
 
@@ -48,7 +49,7 @@ def register_with_mistakes(page: Any, stack: Stack, who: str) -> None:
     page.fill("#email", "not-an-address")
     page.fill("#password", "short")
     page.fill("#password2", "different")
-    page.click("#submit")
+    click_and_wait(page, "#submit")
 
 
 def wrong_password(page: Any, stack: Stack, who: str) -> None:
@@ -56,7 +57,7 @@ def wrong_password(page: Any, stack: Stack, who: str) -> None:
     page.goto(stack.url + "/login")
     page.fill("#username", who)
     page.fill("#password", "not the password")
-    page.click("#submit")
+    click_and_wait(page, "#submit")
 
 
 def reset_request_filled(page: Any, stack: Stack, who: str) -> None:
@@ -67,14 +68,14 @@ def reset_request_filled(page: Any, stack: Stack, who: str) -> None:
 def reset_request_bad_address(page: Any, stack: Stack, who: str) -> None:
     page.goto(stack.url + "/reset_password_request")
     page.fill("#email", "susan at example")
-    page.click("#submit")
+    click_and_wait(page, "#submit")
 
 
 def reset_requested(page: Any, stack: Stack, who: str) -> None:
     # An address without an account: the page must read exactly the same as for a real one.
     page.goto(stack.url + "/reset_password_request")
     page.fill("#email", f"nobody-{who}@example.com")
-    page.click("#submit")
+    click_and_wait(page, "#submit")
 
 
 def new_password_form(page: Any, stack: Stack, who: str) -> None:
@@ -87,15 +88,14 @@ def new_password_mistakes(page: Any, stack: Stack, who: str) -> None:
     page.goto(stack.reset_link(stack.add_user(who)))
     page.fill("#password", "short")
     page.fill("#password2", "shorter")
-    page.click("#submit")
+    click_and_wait(page, "#submit")
 
 
 def password_was_reset(page: Any, stack: Stack, who: str) -> None:
     page.goto(stack.reset_link(stack.add_user(who)))
     page.fill("#password", "a new passphrase")
     page.fill("#password2", "a new passphrase")
-    page.click("#submit")
-    page.wait_for_url(stack.url + "/login")
+    click_and_wait(page, "#submit")
 
 
 def expired_link(page: Any, stack: Stack, who: str) -> None:
@@ -109,14 +109,14 @@ def signed_in_home(page: Any, stack: Stack, who: str) -> None:
 
 def own_profile(page: Any, stack: Stack, who: str) -> None:
     signed_in_home(page, stack, who)
-    page.click("nav >> text=Profile")
+    click_and_wait(page, "nav >> text=Profile")
 
 
 def expired_form(page: Any, stack: Stack, who: str) -> None:
     page.goto(stack.url + "/reset_password_request")
     page.context.clear_cookies()
     page.fill("#email", f"{who}@example.com")
-    page.click("#submit")
+    click_and_wait(page, "#submit")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser_kit import DESKTOP, PHONE, Look, Stack, assert_accessible, assert_fits_width, shoot
+from browser_kit import (
+    DESKTOP,
+    PHONE,
+    Look,
+    Stack,
+    assert_accessible,
+    assert_fits_width,
+    click_and_wait,
+    shoot,
+)
 from support.mailbox import ReceivedEmail
 
 pytestmark = pytest.mark.browser
@@ -56,14 +65,14 @@ def test_forgotten_password_journey(look: Look, live_stack: Stack, open_page):
     page.fill("#email", address)
     page.fill("#password", OLD)
     page.fill("#password2", OLD)
-    page.get_by_role("button", name="Register").click()
+    click_and_wait(page, page.get_by_role("button", name="Register"))
     assert page.url.endswith("/login")
     assert "you are now a registered user" in page.inner_text(".flashes")
 
-    page.get_by_role("link", name="Forgot your password?").click()
+    click_and_wait(page, page.get_by_role("link", name="Forgot your password?"))
     assert page.url.endswith("/reset_password_request")
     page.get_by_label("Email", exact=True).fill(address)
-    page.get_by_role("button", name="Reset Password").click()
+    click_and_wait(page, page.get_by_role("button", name="Reset Password"))
     assert page.url.endswith("/reset_password_request/sent")
     assert "Check your email" in page.inner_text("h1")
 
@@ -85,20 +94,20 @@ def test_forgotten_password_journey(look: Look, live_stack: Stack, open_page):
     assert "Set a New Password" in page.inner_text("h1")
     page.get_by_label("New Password", exact=True).fill(NEW)
     page.get_by_label("Repeat Password", exact=True).fill(NEW)
-    page.get_by_role("button", name="Set New Password").click()
+    click_and_wait(page, page.get_by_role("button", name="Set New Password"))
     assert page.url.endswith("/login")
     assert "Your password has been reset." in page.inner_text(".flashes")
 
     page.fill("#username", username)
     page.fill("#password", OLD)
-    page.click("#submit")
+    click_and_wait(page, "#submit")
     assert "Invalid username or password" in page.inner_text(".flashes")
 
     page.fill("#username", username)
     page.fill("#password", NEW)
-    page.click("#submit")
+    click_and_wait(page, "#submit")
     assert f"Hi, {username}!" in page.inner_text("h1")
 
-    page.get_by_role("link", name="Sign out").first.click()
+    click_and_wait(page, page.get_by_role("link", name="Sign out").first)
     page.goto(email.reset_link)
     assert "This link is not valid" in page.inner_text("h1")
