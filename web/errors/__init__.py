@@ -37,6 +37,8 @@ UNTRUSTED_HOST_PAGE = (
 
 
 def _page(code: int, title: str) -> ResponseReturnValue:
+    if code == 429:
+        return render_template("errors/too_many_attempts.html", title=TITLES[429]), code
     title = TITLES.get(code, title)
     message = EXPLANATIONS.get(code, "The request could not be completed.")
     return render_template("errors/error.html", title=title, code=code, message=message), code
