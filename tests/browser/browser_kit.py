@@ -13,11 +13,11 @@ from typing import Any
 from flask import Flask
 from support.factories import make_user
 from support.mailbox import LINK, Mailbox, ReceivedEmail
+from support.reset_links import mint_token
 
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.models import User
-from shared.tokens import issue_reset_token
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "artifacts" / "screenshots"))
@@ -80,10 +80,8 @@ class Stack:
     def reset_link(self, user: User, issued_ago: timedelta = NOW) -> str:
         """A link minted exactly as the worker mints it (same key, lifetime and path)."""
         settings: Settings = self.app.config["SETTINGS"]
-        token = issue_reset_token(
-            settings.secret_key, user.id, user.password_hash,
-            ttl=timedelta(minutes=settings.reset_token_minutes), now=utcnow() - issued_ago,
-        )
+        token = mint_token(self.app, user.id, now=utcnow() - issued_ago,
+                           minutes=settings.reset_token_minutes)
         return f"{self.url}/reset_password/{token}"
 
     def reset_email_to(self, address: str, timeout: float = 20.0) -> ReceivedEmail:
