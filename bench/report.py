@@ -98,22 +98,25 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows.append(("2 e2e", "POST -> SMTP accepted, idle worker",
                  f"{e2e['median_ms']:.1f} / {e2e['p99_ms']:.1f} ms (med/p99)",
                  verdict("end-to-end median, idle worker")))
-    smtp_reused = raw["smtp_reused"]["emails_per_s"]
-    noop = raw["celery_noop"]["tasks_per_s"]
     drain_name = next(n for n in verdicts if n.startswith("worker drain"))
     for queue in results["worker"]["queues"]:
         if "drain_s" not in queue:
             continue
+        ratios = queue["ratio_to_raw"]
         rows.append(("3 worker", f"drain {queue['queued']:,} ({results['meta']['worker_pool']})",
                      f"{queue['emails_per_s']:,.0f} emails/s",
-                     f"x{queue['emails_per_s'] / smtp_reused:.2f} smtplib reused, "
-                     f"x{queue['emails_per_s'] / noop:.2f} no-op"))
+                     f"x{ratios['smtp_reused']:.2f} smtplib reused, "
+                     f"x{ratios['celery_noop']:.2f} no-op, x{ratios['redis_lpush']:.3f} LPUSH"))
     rows += [("3 worker", "target rate", "", verdict(drain_name)),
              ("3 worker", "target ratio", "", verdict("worker / raw smtplib reused"))]
-    cpu = _largest_full_drain(results)["cpu"]
+    largest = _largest_full_drain(results)
+    cpu = largest["cpu"]
     rows.append(("3 worker", "CPU ms per email, largest full drain",
                  ", ".join(f"{k} {v['ms_per_email']:.2f}" for k, v in cpu.items()),
                  "cores busy " + "/".join(f"{v['cores']:.2f}" for v in cpu.values())))
+    rows.append(("3 worker", "CPU-bound ceiling (all cores, that CPU/email)",
+                 f"{largest['cpu_bound_ceiling_emails_per_s']:,.0f} emails/s",
+                 "what the rate would be on an otherwise idle machine"))
     for queue in results["worker"]["queues"]:
         rss = queue["rss_at_window_end"]["total_mib"]
         rows.append(("4 scale", f"{queue['queued']:,} queued",

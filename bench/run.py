@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -43,6 +44,7 @@ from bench.raw import (
     smtp_reused_connection,
 )
 from bench.sink import SmtpSink
+from bench.stats import ratio
 from bench.web import load_curve, sequential_latency
 from scripts.embedded_redis import free_port
 from shared.contract import EMAIL_QUEUE
@@ -53,13 +55,15 @@ TASK_MESSAGE_BYTES = 1140
 
 FULL = {
     "sizes": "1000,10000,100000", "full_drain_max": 10000, "window": 10.0,
-    "latency_requests": 300, "load_clients": "1,2,4,8,16", "load_seconds": 3.0,
+    "latency_requests": 200, "latency_pause": 0.05,
+    "load_clients": "1,2,4,8,16", "load_seconds": 3.0,
     "e2e_requests": 100, "raw_seconds": 1.5, "noop_tasks": 2000, "anatomy": 300,
     "user_pool": 2000,
 }
 QUICK = {
     "sizes": "40,80,160", "full_drain_max": 80, "window": 0.5,
-    "latency_requests": 30, "load_clients": "1,2", "load_seconds": 0.5,
+    "latency_requests": 30, "latency_pause": 0.01,
+    "load_clients": "1,2", "load_seconds": 0.5,
     "e2e_requests": 8, "raw_seconds": 0.2, "noop_tasks": 300, "anatomy": 20,
     "user_pool": 50,
 }
@@ -78,8 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--publishers", type=int, default=os.cpu_count() or 1,
                         help=f"processes publishing queues of {PARALLEL_FROM:,} or more")
     parser.add_argument("--latency-requests", type=int, help="POSTs per latency measurement")
-    parser.add_argument("--latency-pause", type=float, default=0.025,
-                        help="seconds between latency requests (the worker sends in between)")
+    parser.add_argument("--latency-pause", type=float,
+                        help="quiet seconds before each latency request")
     parser.add_argument("--smtp-delay", type=float, default=1.0, help="slow SMTP answer, s")
     parser.add_argument("--load-clients", help="concurrent clients per load step")
     parser.add_argument("--load-seconds", type=float, help="seconds per load step")
@@ -155,7 +159,10 @@ def measure(args: argparse.Namespace, run_dir: Path, stack: contextlib.ExitStack
     pool = [address("bench", i) for i in range(args.user_pool)]
     e2e_recipients = [address("e2e", i) for i in range(args.e2e_requests)]
     anatomy_recipients = [address("anatomy", i) for i in range(args.anatomy)]
-    create_users(app, pool + e2e_recipients + anatomy_recipients)
+    # Each latency request has its own account, so its email can be told apart.
+    latency_recipients = [address("latency", i)
+                          for i in range(2 * (args.latency_requests + latency_warmup(args)))]
+    create_users(app, pool + e2e_recipients + anatomy_recipients + latency_recipients)
 
     results["raw"] = raw_limits(args, env, run_dir, redis, sink, pool[0])
     progress("task anatomy, in-process")
@@ -172,14 +179,16 @@ def measure(args: argparse.Namespace, run_dir: Path, stack: contextlib.ExitStack
     worker.wait_ready(app.extensions["celery"])
     web.wait_ready()
     pipeline = Pipeline(app, sink, worker, redis)
-    results["web"], results["end_to_end"] = web_and_end_to_end(args, pipeline, web, pool,
-                                                               e2e_recipients)
+    results["web"], results["end_to_end"] = web_and_end_to_end(
+        args, pipeline, web, pool, latency_recipients, e2e_recipients)
 
     if max(args.sizes) >= PARALLEL_FROM:
         pipeline.publishers = Publishers(env, args.publishers)
         stack.callback(pipeline.publishers.close)
     progress(f"worker: queues of {', '.join(f'{s:,}' for s in args.sizes)}")
     queues = run_sizes(pipeline, pool, args.sizes, args.window, args.full_drain_max)
+    for queue in queues:
+        queue["ratio_to_raw"] = ratios_to_raw(queue["emails_per_s"], results["raw"])
     results["worker"] = {"pool": f"{args.pool} x{args.concurrency}", "queues": queues}
     results["timing_parity"] = timing_parity(ROOT / args.timing_json)
     return results
@@ -205,16 +214,34 @@ def raw_limits(args: argparse.Namespace, env: dict[str, str], run_dir: Path, red
     return raw
 
 
+def ratios_to_raw(emails_per_s: float, raw: dict[str, Any]) -> dict[str, float | None]:
+    """The worker's rate as a fraction of each raw limit measured in this run."""
+    return {
+        "smtp_reused": ratio(emails_per_s, raw["smtp_reused"]["emails_per_s"]),
+        "smtp_new_connection": ratio(emails_per_s, raw["smtp_new_connection"]["emails_per_s"]),
+        "celery_noop": ratio(emails_per_s, raw["celery_noop"]["tasks_per_s"]),
+        "celery_noop_defaults": ratio(emails_per_s, raw["celery_noop_defaults"]["tasks_per_s"]),
+        "redis_lpush": ratio(emails_per_s, raw["redis_lpush"]["ops_per_s"]),
+    }
+
+
+def latency_warmup(args: argparse.Namespace) -> int:
+    return max(5, args.latency_requests // 20)
+
+
 def web_and_end_to_end(args: argparse.Namespace, pipeline: Pipeline, web: WebServer,
-                       pool: list[str], e2e_recipients: list[str]) -> tuple[dict, dict]:
+                       pool: list[str], latency_recipients: list[str],
+                       e2e_recipients: list[str]) -> tuple[dict, dict]:
     sink, app = pipeline.sink, pipeline.app
     progress("web latency, SMTP instant and slow")
-    warmup = max(5, args.latency_requests // 20)
-    recipients = [pool[i % len(pool)] for i in range(args.latency_requests + warmup)]
-    expected = sink.count() + 2 * len(recipients)
-    instant = sequential_latency(web.port, recipients, warmup, args.latency_pause)
+    warmup = latency_warmup(args)
+    per_phase = args.latency_requests + warmup
+    expected = sink.count() + 2 * per_phase
+    instant = sequential_latency(web.port, latency_recipients[:per_phase], warmup,
+                                 args.latency_pause, wait_for_email=sink.wait_for)
     sink.set_delay(args.smtp_delay)
-    slow = sequential_latency(web.port, recipients, warmup, args.latency_pause)
+    slow = sequential_latency(web.port, latency_recipients[per_phase:], warmup,
+                              args.latency_pause)
     sink.set_delay(0)
     wait_for_emails(sink, expected, timeout=60 + expected / 20)
 
@@ -234,8 +261,14 @@ def web_and_end_to_end(args: argparse.Namespace, pipeline: Pipeline, web: WebSer
     return web_result, end_to_end_result
 
 
+def _stop_on_sigterm(signum: int, _frame: object) -> None:
+    """Unwind (and so stop every server this run started) on SIGTERM as on Ctrl-C."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.monotonic()
     run_dir = Path(tempfile.mkdtemp(prefix="microblog-bench-"))
     try:

@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from bench.stats import latency_summary, rate
 from bench.web_client import EXPECTED_STATUS, BrowserSession
 
 
-def sequential_latency(port: int, recipients: Sequence[str], warmup: int,
-                       pause: float) -> dict[str, float]:
-    """One visitor at a time, `pause` apart: the answer time of a request on its own.
+def sequential_latency(port: int, recipients: Sequence[str], warmup: int, pause: float,
+                       wait_for_email: Callable[[str], object] | None = None) -> dict[str, float]:
+    """One visitor at a time: the answer time of a request on its own.
 
-    The pause lets the worker finish the previous email first, so the machine is equally
-    quiet whatever the SMTP server does; throughput under load is `load_curve`'s job.
+    With a fast SMTP server the worker sends each email right after its request; waiting
+    for it (`wait_for_email`) before the next request keeps that work from overlapping the
+    next answer. With a slow server the worker just waits on SMTP. Either way the web is
+    measured on an otherwise quiet machine, so the two differ only by what SMTP does to
+    the web; throughput under load is `load_curve`'s job.
     """
     session = BrowserSession(port).open()
     try:
         for email in recipients[:warmup]:
             session.post_reset(email)
+            if wait_for_email is not None:
+                wait_for_email(email)
         samples, errors = [], 0
         for email in recipients[warmup:]:
             time.sleep(pause)
             status, seconds = session.post_reset(email)
             samples.append(seconds)
             errors += status != EXPECTED_STATUS
+            if wait_for_email is not None:
+                wait_for_email(email)
     finally:
         session.close()
     return {**latency_summary(samples), "errors": errors}
