@@ -73,7 +73,13 @@ def _cpu_breakdown(before: dict[str, float], after: dict[str, float], seconds: f
     return breakdown
 
 
-def run_queue(pipeline: Pipeline, recipients: Sequence[str], window: float, full: bool) -> dict:
+def run_queue(pipeline: Pipeline, recipients: Sequence[str], window: float, full: bool,
+              max_drain_seconds: float = 120.0) -> dict:
+    """Queue `recipients`' resets for the paused worker, resume it, measure, pause it again.
+
+    A full drain still running after `max_drain_seconds` is cut short (and reported as not
+    complete) so a slow worker cannot stretch the run past a few minutes.
+    """
     size = len(recipients)
     before = pipeline.sink.count()
     enqueued = enqueue_resets(pipeline.app, recipients, pipeline.publishers)
@@ -83,7 +89,7 @@ def run_queue(pipeline: Pipeline, recipients: Sequence[str], window: float, full
     pipeline.resume()
     rss_samples: list[tuple[float, dict[str, float]]] = []
     first_seen: float | None = None
-    deadline = resumed_at + max(60.0, size / 20)
+    deadline = resumed_at + (max_drain_seconds if full else window + 60)
     next_rss = 0.0
     while time.time() < deadline:
         time.sleep(0.02)
@@ -102,7 +108,8 @@ def run_queue(pipeline: Pipeline, recipients: Sequence[str], window: float, full
     cpu_after = pipeline.cpu_seconds()
     rss_samples.append((ended_at, pipeline.worker.rss()))
     pipeline.pause()
-    if not full:
+    complete = pipeline.sink.count() >= before + size
+    if not complete:
         purge_email_queue(pipeline.app)
         pipeline.settle()
     times = sorted(t for _, t in pipeline.sink.arrivals_since(start_index) if t <= ended_at)
@@ -120,7 +127,7 @@ def run_queue(pipeline: Pipeline, recipients: Sequence[str], window: float, full
         "queued": size,
         "enqueue": enqueued.as_dict(),
         "sent": len(times),
-        "complete": len(times) >= size,
+        "complete": complete,
         "first_email_after_s": round(first - resumed_at, 3),
         "emails_per_s": rate(len(times) - 1, last - first),
         "window_s": window,
@@ -137,13 +144,15 @@ def run_queue(pipeline: Pipeline, recipients: Sequence[str], window: float, full
     }
     if full:
         result["drain_s"] = round(last - resumed_at, 2)
+        result["cut_short_after_s"] = None if complete else max_drain_seconds
     return result
 
 
 def run_sizes(pipeline: Pipeline, pool: Sequence[str], sizes: Sequence[int], window: float,
-              full_drain_max: int) -> list[dict]:
+              full_drain_max: int, max_drain_seconds: float) -> list[dict]:
     results = []
     for size in sizes:
         recipients = [pool[i % len(pool)] for i in range(size)]
-        results.append(run_queue(pipeline, recipients, window, full=size <= full_drain_max))
+        results.append(run_queue(pipeline, recipients, window, full=size <= full_drain_max,
+                                 max_drain_seconds=max_drain_seconds))
     return results

@@ -103,7 +103,9 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         if "drain_s" not in queue:
             continue
         ratios = queue["ratio_to_raw"]
-        rows.append(("3 worker", f"drain {queue['queued']:,} ({results['meta']['worker_pool']})",
+        cut = "" if queue["complete"] else f", cut at {queue['cut_short_after_s']:g} s"
+        rows.append(("3 worker",
+                     f"drain {queue['queued']:,} ({results['meta']['worker_pool']}{cut})",
                      f"{queue['emails_per_s']:,.0f} emails/s",
                      f"x{ratios['smtp_reused']:.2f} smtplib reused, "
                      f"x{ratios['celery_noop']:.2f} no-op, x{ratios['redis_lpush']:.3f} LPUSH"))

@@ -76,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", help="queue sizes for sections 3 and 4 (comma-separated)")
     parser.add_argument("--full-drain-max", type=int, help="drain fully up to this size")
     parser.add_argument("--window", type=float, help="seconds of the rate window (section 4)")
+    parser.add_argument("--max-drain-seconds", type=float, default=120.0,
+                        help="cut a full drain short after this long (reported as incomplete)")
     parser.add_argument("--pool", default="prefork", help="celery worker pool")
     parser.add_argument("--concurrency", type=int, default=2, help="celery worker concurrency")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
@@ -186,7 +188,8 @@ def measure(args: argparse.Namespace, run_dir: Path, stack: contextlib.ExitStack
         pipeline.publishers = Publishers(env, args.publishers)
         stack.callback(pipeline.publishers.close)
     progress(f"worker: queues of {', '.join(f'{s:,}' for s in args.sizes)}")
-    queues = run_sizes(pipeline, pool, args.sizes, args.window, args.full_drain_max)
+    queues = run_sizes(pipeline, pool, args.sizes, args.window, args.full_drain_max,
+                       args.max_drain_seconds)
     for queue in queues:
         queue["ratio_to_raw"] = ratios_to_raw(queue["emails_per_s"], results["raw"])
     results["worker"] = {"pool": f"{args.pool} x{args.concurrency}", "queues": queues}
