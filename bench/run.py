@@ -80,6 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="cut a full drain short after this long (reported as incomplete)")
     parser.add_argument("--pool", default="prefork", help="celery worker pool")
     parser.add_argument("--concurrency", type=int, default=2, help="celery worker concurrency")
+    parser.add_argument("--worker-loglevel", default="INFO", help="celery worker log level")
+    parser.add_argument("--worker-overrides", type=json.loads, default={},
+                        help='Celery settings for the email worker, as JSON, e.g. '
+                             '\'{"worker_prefetch_multiplier": 4}\'')
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--publishers", type=int, default=os.cpu_count() or 1,
                         help=f"processes publishing queues of {PARALLEL_FROM:,} or more")
@@ -127,6 +131,8 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "worker_pool": f"{args.pool} x{args.concurrency}",
+        "worker_loglevel": args.worker_loglevel,
+        "worker_overrides": args.worker_overrides,
         "database": "sqlite (WAL)",
         "parameters": {k: v for k, v in vars(args).items() if k not in {"json", "keep"}},
     }
@@ -171,8 +177,7 @@ def measure(args: argparse.Namespace, run_dir: Path, stack: contextlib.ExitStack
     results["anatomy"] = task_anatomy(env, app, anatomy_recipients, run_dir)
 
     progress("starting the celery worker and gunicorn")
-    worker = CeleryWorker("worker.celery_app:celery_app", EMAIL_QUEUE, env, run_dir / "worker.log",
-                          pool=args.pool, concurrency=args.concurrency)
+    worker = email_worker(args, env, run_dir)
     stack.callback(worker.stop)
     web = WebServer(web_port, env, run_dir, workers=args.web_workers)
     stack.callback(web.stop)
@@ -195,6 +200,18 @@ def measure(args: argparse.Namespace, run_dir: Path, stack: contextlib.ExitStack
     results["worker"] = {"pool": f"{args.pool} x{args.concurrency}", "queues": queues}
     results["timing_parity"] = timing_parity(ROOT / args.timing_json)
     return results
+
+
+def email_worker(args: argparse.Namespace, env: dict[str, str], run_dir: Path) -> CeleryWorker:
+    """The project's worker, or the same with `--worker-overrides` applied to its settings."""
+    if not args.worker_overrides:
+        app_path, worker_env = "worker.celery_app:celery_app", env
+    else:
+        app_path = "bench.worker_variant:celery_app"
+        worker_env = {**env, "BENCH_WORKER_OVERRIDES": json.dumps(args.worker_overrides)}
+    return CeleryWorker(app_path, EMAIL_QUEUE, worker_env, run_dir / "worker.log",
+                        pool=args.pool, concurrency=args.concurrency,
+                        loglevel=args.worker_loglevel)
 
 
 def raw_limits(args: argparse.Namespace, env: dict[str, str], run_dir: Path, redis: RedisProcess,
