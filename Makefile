@@ -12,6 +12,7 @@ help:
 	@echo "make test    install and run the whole test suite (again on local PostgreSQL/Redis if up)"
 	@echo "make web | worker | beat | flower   one role, configured by the environment"
 	@echo "make lint    ruff and the import boundaries"
+	@echo "make bench   the benchmark: a few minutes, prints a table, writes artifacts/bench.json"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +57,10 @@ beat: $(STAMP)
 
 flower: $(STAMP)
 	$(BIN)/celery -A worker.celery_app:celery_app flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555}
+
+# Starts its own Redis, SMTP sink, celery worker and gunicorn on loopback. BENCH_ARGS=--help.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run --json artifacts/bench.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
