@@ -1,9 +1,9 @@
 """Section 6: where one reset's time goes inside the worker, step by step, in this process.
 
-It runs the worker's own functions in the order `worker.delivery.deliver_password_reset`
+It runs the worker's own functions in the order `worker.delivery.deliver`
 runs them (claim, account lookup, token, both templates, MIME build, SMTP over the kept
 connection, finish, event line) against the run's database and sink, one thread, no Celery.
-Then it runs `deliver_password_reset` itself back to back: the rate one process could reach
+Then it runs `deliver` itself back to back: the rate one process could reach
 without Celery, which with the no-op task rate brackets where the worker's time goes.
 """
 
@@ -31,7 +31,7 @@ from shared.models import DeliveryStatus, User
 from shared.tokens import issue_reset_token
 from worker import outbox, smtp
 from worker.app import create_worker_app
-from worker.delivery import deliver_password_reset
+from worker.delivery import deliver
 from worker.rendering import password_reset_message
 
 STEPS = ("app_context", "claim", "account_lookup", "token", "render_templates", "mime_build",
@@ -66,16 +66,18 @@ def _one_reset(app: Flask, settings: Settings, delivery_id: str,
     t = clock()
     with app.app_context():
         t = mark("app_context", t)
-        lease = timedelta(seconds=settings.task_time_limit + 5)
-        delivery = outbox.claim(delivery_id, lease)
-        assert delivery is not None
+        lease = timedelta(seconds=settings.delivery_lease_seconds)
+        claim = outbox.claim(delivery_id, lease)
+        assert claim is not None
+        delivery = claim.delivery
         t = mark("claim", t)
-        user = db.session.scalar(select(User).where(User.email == delivery.email))
+        user = User.find_for_reset(delivery.email)
         assert user is not None
         t = mark("account_lookup", t)
         expires_at = delivery.created_at + timedelta(minutes=settings.reset_token_minutes)
         token = issue_reset_token(settings.secret_key, user.id, user.password_hash,
-                                  ttl=expires_at - delivery.created_at, now=delivery.created_at)
+                                  ttl=expires_at - delivery.created_at, now=delivery.created_at,
+                                  generation=User.bump_reset_generation(user.id))
         link = reset_password_url(settings.link_base_url, token)
         t = mark("token", t)
         minutes_left = max(1, math.ceil((expires_at - utcnow()).total_seconds() / 60))
@@ -85,7 +87,7 @@ def _one_reset(app: Flask, settings: Settings, delivery_id: str,
         t = mark("mime_build", t)
         smtp.send(message)
         t = mark("smtp_send", t)
-        outbox.finish(delivery, DeliveryStatus.SENT)
+        outbox.finish(claim, DeliveryStatus.SENT)
         t = mark("finish", t)
         delivery_event("delivery.sent", delivery.id, to=mask_email(user.email),
                        attempt=delivery.attempts)
@@ -102,7 +104,8 @@ def representative_message(env: dict[str, str], email: str) -> bytes:
         user = db.session.scalar(select(User).where(User.email == email))
         assert user is not None
         token = issue_reset_token(settings.secret_key, user.id, user.password_hash,
-                                  ttl=timedelta(minutes=settings.reset_token_minutes))
+                                  ttl=timedelta(minutes=settings.reset_token_minutes),
+                                  generation=user.reset_generation)
         link = reset_password_url(settings.link_base_url, token)
         message = password_reset_message(user, link, settings.reset_token_minutes)
         data = message.as_bytes()
@@ -126,7 +129,7 @@ def task_anatomy(env: dict[str, str], writer: Flask, recipients: Sequence[str],
         started = time.perf_counter()
         for delivery_id in whole_ids:
             with worker_app.app_context():
-                outcome = deliver_password_reset(delivery_id)
+                outcome = deliver(delivery_id)
                 db.session.remove()
             if outcome.status != DeliveryStatus.SENT.value:
                 raise RuntimeError(f"in-process delivery ended {outcome.status}")

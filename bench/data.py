@@ -50,6 +50,10 @@ def stack_environment(run_dir: Path, redis_url: str, smtp_port: int,
         "SERVER_NAME": "microblog.example.org",
         "PREFERRED_URL_SCHEME": "https",
         "PORT": str(web_port),
+        # A load test from one loopback address: rate limits would throttle it (by design).
+        "RATELIMIT_ENABLED": "false",
+        # Plain HTTP on loopback: the session cookie (and its CSRF token) must travel.
+        "SESSION_COOKIE_SECURE": "false",
     }
 
 

@@ -132,7 +132,7 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows.append(("5 timing", "known vs unknown address", timing.get("summary", "not measured"),
                  timing.get("source", "")))
     anatomy = results["anatomy"]
-    rows.append(("6 anatomy", "deliver_password_reset in-process, 1 thread",
+    rows.append(("6 anatomy", "deliver in-process, 1 thread",
                  f"{anatomy['in_process_emails_per_s']:,.0f} emails/s", "no Celery"))
     for key, what in (("median_us", "wall"), ("median_cpu_us", "CPU")):
         top = sorted(anatomy[key].items(), key=lambda kv: -kv[1])[:5]
