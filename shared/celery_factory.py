@@ -36,7 +36,12 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "socket_timeout": 5,
         "socket_connect_timeout": 2,
         "socket_keepalive": True,
-        "retry_on_timeout": True,
+        # No retry inside redis-py: with it, a pub/sub read on a connection that died
+        # while the worker was not looking (Redis restarted meanwhile) reconnects and then
+        # blocks forever on the new socket, freezing the worker's event loop. Without it
+        # the error reaches kombu, which restarts the consumer; publishes have their own
+        # retry policy.
+        "retry_on_timeout": False,
         "health_check_interval": 10,
     }
     return {
@@ -89,7 +94,6 @@ def publisher_settings(settings: Settings) -> dict[str, Any]:
         "interval_step": 0.1,
         "interval_max": 0.1,
         "connect_retries_timeout": timeout,
-        "retry_on_timeout": False,
     }
     return {"broker_transport_options": options, "broker_connection_timeout": timeout}
 

@@ -26,6 +26,7 @@ from shared.database import db
 from web import create_app
 
 FIGURES = pytest.StashKey[list[FaultFigures]]()
+CALL_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +137,21 @@ def fault_web(fault_env: dict[str, str]) -> Iterator[Flask]:
     yield from web_app_for(fault_env)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
 @pytest.fixture
-def processes(fault_web: Flask) -> Iterator[Callable[[ServiceProcess], ServiceProcess]]:
-    """Start processes for the test; whatever is still running at the end is killed."""
+def processes(request: pytest.FixtureRequest,
+              fault_web: Flask) -> Iterator[Callable[[ServiceProcess], ServiceProcess]]:
+    """Start processes for the test; whatever is still running at the end is killed.
+
+    When the test failed, the end of each process's output is printed with the report.
+    """
     started: list[ServiceProcess] = []
 
     def start(process: ServiceProcess) -> ServiceProcess:
@@ -148,6 +161,10 @@ def processes(fault_web: Flask) -> Iterator[Callable[[ServiceProcess], ServicePr
     yield start
     for process in reversed(started):
         process.kill()
+    if request.node.stash.get(CALL_FAILED, False):
+        for process in started:
+            print(f"----- {type(process).__name__} output (last 150 lines) -----")
+            print("".join(process.output[-150:]))
 
 
 @pytest.fixture

@@ -84,6 +84,33 @@ def test_requests_during_a_broker_outage_are_answered_and_delivered_later(
     assert smtp_server.mailbox.duplicates() == 0
 
 
+def test_a_worker_paused_through_a_redis_restart_resumes(
+        fault_web: Flask, fault_env, own_redis: RedisServer, smtp_server: SmtpServer,
+        worker_and_beat, fault_figures):
+    """The worker is frozen (SIGSTOP: a starved CPU, a paused VM) while Redis dies and
+    comes back, so it only sees its dead connections once the new server is up."""
+    worker, _ = worker_and_beat
+    emails = make_users(fault_web, 20)
+    own_redis.kill()
+    worker.pause()
+    accepted = ResetRequests(fault_web.test_client()).ask_all(emails)
+    own_redis.start()
+    time.sleep(3)
+    worker.resume()
+    resumed_at = time.time()
+
+    last = smtp_server.mailbox.wait_for_recipients(set(emails), timeout=60)
+    fault_figures(
+        fault="3b. worker paused through a Redis restart", accepted=accepted,
+        delivered=len(smtp_server.mailbox.recipients()),
+        duplicates=smtp_server.mailbox.duplicates(), recovery_seconds=last - resumed_at,
+        notes=["redis-py's own retry would reconnect the pub/sub socket and block on it "
+               "forever; with it off, kombu restarts the consumer"],
+    )
+    assert smtp_server.mailbox.recipients() == set(emails)
+    assert smtp_server.mailbox.duplicates() == 0
+
+
 def test_web_process_killed_right_after_answering_loses_nothing(
         fault_web: Flask, fault_env, smtp_server: SmtpServer, processes, fault_figures):
     """gunicorn SIGKILLed the moment the last of 100 users has seen "Check your email"."""

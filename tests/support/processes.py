@@ -50,13 +50,16 @@ class RedisServer:
         )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                client.ping()
-                return self
+                pid = client.info("server")["process_id"]
             except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
                 time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+                continue
+            if pid != self.process.pid:  # the port was taken while this server was down
+                raise RuntimeError(f"port {self.port} answers for another redis-server")
+            return self
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
 
     def kill(self) -> None:
         """SIGKILL: a crash. Only what reached the append-only file survives."""
@@ -119,6 +122,15 @@ class ServiceProcess:
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def pause(self) -> None:
+        """SIGSTOP the whole process group: frozen, as on a starved CPU or a paused VM."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL the whole process group: the parent and every child."""

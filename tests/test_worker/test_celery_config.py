@@ -78,3 +78,10 @@ def test_the_documented_example_environment_is_a_safe_one():
                  "outbox_relay_interval", "outbox_stale_after", "retry_backoff_base",
                  "retry_backoff_max", "delivery_max_attempts"):
         assert getattr(settings, name) == getattr(defaults, name), name
+
+
+def test_redis_py_does_not_retry_under_kombu():
+    """Its reconnect-and-retry turns a dead pub/sub socket into a read that never returns."""
+    options = celery_settings(Settings())["broker_transport_options"]
+    assert options["retry_on_timeout"] is False
+    assert options["socket_timeout"] and options["socket_connect_timeout"]
