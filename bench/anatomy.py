@@ -1,16 +1,16 @@
 """Section 6: where one reset's time goes inside the worker, step by step, in this process.
 
-It runs the worker's own functions in the order `worker.delivery.deliver`
-runs them (claim, account lookup, token, both templates, MIME build, SMTP over the kept
-connection, finish, event line) against the run's database and sink, one thread, no Celery.
-Then it runs `deliver` itself back to back: the rate one process could reach
-without Celery, which with the no-op task rate brackets where the worker's time goes.
+It runs the worker's own functions in the order `worker.delivery.deliver` runs them
+(claim, account lookup and link generation, attempt record and commit, token and both
+templates, MIME build, SMTP over the kept connection, finish, event line) against the
+run's database and sink, one thread, no Celery. Then it runs `deliver` itself back to
+back: the rate one process could reach without Celery, which with the no-op task rate
+brackets where the worker's time goes.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -32,10 +32,12 @@ from shared.tokens import issue_reset_token
 from worker import outbox, smtp
 from worker.app import create_worker_app
 from worker.delivery import deliver
-from worker.rendering import password_reset_message
+from worker.kinds import KINDS, Skip
+from worker.rendering import Recipient, password_reset_message
 
-STEPS = ("app_context", "claim", "account_lookup", "token", "render_templates", "mime_build",
-         "smtp_send", "finish", "event_log", "session_remove")
+STEPS = ("app_context", "claim", "account_and_generation", "attempt_and_commit",
+         "token_and_templates", "mime_build", "smtp_send", "finish", "event_log",
+         "session_remove")
 
 
 def _event_log_to(path: Path) -> logging.Handler:
@@ -66,31 +68,25 @@ def _one_reset(app: Flask, settings: Settings, delivery_id: str,
     t = clock()
     with app.app_context():
         t = mark("app_context", t)
-        lease = timedelta(seconds=settings.delivery_lease_seconds)
-        claim = outbox.claim(delivery_id, lease)
-        assert claim is not None
-        delivery = claim.delivery
+        now = utcnow()
+        row = outbox.take(delivery_id, timedelta(seconds=settings.delivery_lease_seconds), now)
+        assert row is not None
         t = mark("claim", t)
-        user = User.find_for_reset(delivery.email)
-        assert user is not None
-        t = mark("account_lookup", t)
-        expires_at = delivery.created_at + timedelta(minutes=settings.reset_token_minutes)
-        token = issue_reset_token(settings.secret_key, user.id, user.password_hash,
-                                  ttl=expires_at - delivery.created_at, now=delivery.created_at,
-                                  generation=User.bump_reset_generation(user.id))
-        link = reset_password_url(settings.link_base_url, token)
-        t = mark("token", t)
-        minutes_left = max(1, math.ceil((expires_at - utcnow()).total_seconds() / 60))
-        message = password_reset_message(user, link, minutes_left)
-        t = mark("render_templates", t)
-        message.as_bytes()  # smtp.send builds it again; timed here on its own
+        kind = KINDS[row.kind]
+        recipient = kind.resolve(row, settings)
+        assert not isinstance(recipient, Skip)
+        t = mark("account_and_generation", t)
+        claim = outbox.open_attempt(row, now)
+        t = mark("attempt_and_commit", t)
+        message = kind.compose(row, recipient, settings)
+        t = mark("token_and_templates", t)
+        smtp.wire_bytes(message)  # smtp.send builds it again; timed here on its own
         t = mark("mime_build", t)
         smtp.send(message)
         t = mark("smtp_send", t)
         outbox.finish(claim, DeliveryStatus.SENT)
         t = mark("finish", t)
-        delivery_event("delivery.sent", delivery.id, to=mask_email(user.email),
-                       attempt=delivery.attempts)
+        delivery_event("delivery.sent", row.id, to=mask_email(row.email), attempt=row.attempts)
         t = mark("event_log", t)
         db.session.remove()
         mark("session_remove", t)
@@ -107,8 +103,9 @@ def representative_message(env: dict[str, str], email: str) -> bytes:
                                   ttl=timedelta(minutes=settings.reset_token_minutes),
                                   generation=user.reset_generation)
         link = reset_password_url(settings.link_base_url, token)
-        message = password_reset_message(user, link, settings.reset_token_minutes)
-        data = message.as_bytes()
+        recipient = Recipient(user.id, user.username, user.email, user.password_hash)
+        message = password_reset_message(recipient, link, settings.reset_token_minutes)
+        data = smtp.wire_bytes(message)
         db.session.remove()
         db.engine.dispose()
     return data

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import secrets
 import time
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ def stack_environment(run_dir: Path, redis_url: str, smtp_port: int,
     return {
         "APP_ENV": "production",
         "SECRET_KEY": "bench-" + secrets.token_urlsafe(32),
-        "DATABASE_URL": f"sqlite:///{run_dir / 'bench.db'}",
+        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{run_dir / 'bench.db'}",
         "REDIS_URL": redis_url,
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp_port),

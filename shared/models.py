@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -15,10 +16,12 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    bindparam,
+    select,
     true,
     update,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -75,32 +78,41 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         return f"{self.id}:{self.session_version or 0}"
 
     @classmethod
-    def find_for_reset(cls, email: str) -> User | None:
-        """The account a reset email may go to: an active one with exactly this address."""
-        return db.session.scalar(  # type: ignore[no-any-return]
-            db.select(cls).where(cls.email == email, cls.active.is_(True))
-        )
+    def find_for_reset(cls, email: str) -> Row[Any] | None:
+        """The account a reset email may go to: an active one with exactly this address.
+
+        A plain row of the columns an email needs (id, username, email, password_hash),
+        by a statement built once: the worker asks this for every reset it sends.
+        """
+        return db.session.execute(_FIND_FOR_RESET, {"email": email}).one_or_none()
 
     @classmethod
     def bump_reset_generation(cls, user_id: int) -> int:
         """Start a new reset generation and return it; links of older ones stop working.
 
         The worker calls this when it mints a link and puts the value in the token, so the
-        newest link wins. One UPDATE ... RETURNING, committed at once: two workers minting
-        for the same account get different values, and the later one wins.
+        newest link wins. One UPDATE ... RETURNING; the caller commits it (the worker, with
+        its claim of the delivery) before the link leaves: a link whose generation was
+        never committed would be dead on arrival. Two workers minting for the same
+        account get different values, and the later one wins.
         """
-        generation = db.session.execute(
-            update(cls)
-            .where(cls.id == user_id)
-            .values(reset_generation=cls.reset_generation + 1)
-            .returning(cls.reset_generation)
-            .execution_options(synchronize_session=False)
-        ).scalar_one()
-        db.session.commit()
+        generation = db.session.execute(_BUMP_RESET_GENERATION, {"user_id": user_id}).scalar_one()
         return int(generation)
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
+
+
+_users = User.__table__
+_FIND_FOR_RESET = select(
+    _users.c.id, _users.c.username, _users.c.email, _users.c.password_hash
+).where(_users.c.email == bindparam("email"), _users.c.active.is_(True))
+_BUMP_RESET_GENERATION = (
+    update(_users)
+    .where(_users.c.id == bindparam("user_id"))
+    .values(reset_generation=_users.c.reset_generation + 1)
+    .returning(_users.c.reset_generation)
+)
 
 
 class DeliveryKind(StrEnum):

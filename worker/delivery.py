@@ -1,7 +1,8 @@
 """Turn one outbox row into at most one sent email, whatever its kind.
 
-The steps: claim the row, let its kind decide whether there is anything to send (an
-account, a link still worth sending) and build the message, send, record the outcome.
+The steps: claim the row and, in the same transaction, let its kind decide whether there
+is anything to send (an account, a link still worth sending); commit; build the message,
+send, record the outcome.
 What happens on failure is decided by `smtp_errors.classify` and the retry policy below;
 a retry is a row in `retrying` with `next_attempt_at`, which the outbox relay republishes
 when it is due (no countdown task: see shared/celery_factory.py).
@@ -18,10 +19,9 @@ from flask import current_app
 
 from shared.clock import utcnow
 from shared.config import Settings
-from shared.database import db
 from shared.emails import mask_email
 from shared.events import delivery_event
-from shared.models import DeliveryStatus, EmailDelivery
+from shared.models import DeliveryStatus
 from worker import outbox, smtp
 from worker.kinds import KINDS, Skip
 from worker.smtp_errors import classify
@@ -46,36 +46,38 @@ def backoff_seconds(attempt: int, base: float, cap: float) -> float:
 
 def deliver(delivery_id: str) -> Outcome:
     settings: Settings = current_app.config["SETTINGS"]
-    claim = outbox.claim(delivery_id, timedelta(seconds=settings.delivery_lease_seconds))
-    if claim is None:
-        current = db.session.get(EmailDelivery, delivery_id)
-        status = current.status if current else "missing"
+    now = utcnow()
+    row = outbox.take(delivery_id, timedelta(seconds=settings.delivery_lease_seconds), now)
+    if row is None:
+        status = outbox.status_of(delivery_id)
         delivery_event("delivery.skipped", delivery_id, status=status)
         return Outcome(status)
-    delivery = claim.delivery
 
-    kind = KINDS.get(delivery.kind)
+    kind = KINDS.get(row.kind)
     if kind is None:
-        return _dead(claim, f"unknown kind {delivery.kind!r}")
-    if delivery.attempts > settings.delivery_max_attempts:
+        return _dead(outbox.open_attempt(row, now), f"unknown kind {row.kind!r}")
+    if row.attempts > settings.delivery_max_attempts:
         # The earlier attempts never reported back: their workers died mid-send.
-        return _dead(claim, f"gave up after {delivery.attempts - 1} attempts that did not finish")
+        return _dead(outbox.open_attempt(row, now),
+                     f"gave up after {row.attempts - 1} attempts that did not finish")
 
-    prepared = kind.prepare(delivery, settings)
-    if isinstance(prepared, Skip):
-        outbox.finish(claim, prepared.status, prepared.reason)
-        level = logging.WARNING if prepared.status is DeliveryStatus.EXPIRED else logging.INFO
-        delivery_event(f"delivery.{prepared.status.value}", delivery.id, level=level,
-                       kind=delivery.kind, reason=prepared.reason)
-        return Outcome(prepared.status.value)
+    recipient = kind.resolve(row, settings)
+    claim = outbox.open_attempt(row, now)  # commits the claim with what resolve wrote
+    if isinstance(recipient, Skip):
+        outbox.finish(claim, recipient.status, recipient.reason)
+        level = logging.WARNING if recipient.status is DeliveryStatus.EXPIRED else logging.INFO
+        delivery_event(f"delivery.{recipient.status.value}", row.id, level=level,
+                       kind=row.kind, reason=recipient.reason)
+        return Outcome(recipient.status.value)
 
+    message = kind.compose(row, recipient, settings)
     try:
-        smtp.send(prepared)
+        smtp.send(message)
     except Exception as exc:  # noqa: BLE001 - every failure is classified, none is dropped
         return _record_failure(claim, exc, settings)
     outbox.finish(claim, DeliveryStatus.SENT)
-    delivery_event("delivery.sent", delivery.id, kind=delivery.kind,
-                   to=mask_email(delivery.email), attempt=delivery.attempts)
+    delivery_event("delivery.sent", row.id, kind=row.kind, to=mask_email(row.email),
+                   attempt=row.attempts)
     return Outcome(DeliveryStatus.SENT.value)
 
 

@@ -1,7 +1,11 @@
-"""What each kind of outbox row becomes: its task name, its message, its deadline.
+"""What each kind of outbox row becomes: its task name, its recipient, its message.
 
 The delivery machine (claim, send, retry, dead-letter) is the same for every kind; only
-this table differs. The relay republishes a row under its kind's task name.
+this table differs. A kind works in two steps: `resolve` runs inside the claim's
+transaction and decides who gets the email, or why nobody does (its writes, such as a
+reset's new link generation, commit with the claim); `compose` runs after that commit
+and builds the message without touching the database. The relay republishes a row
+under its kind's task name.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from shared.contract import (
     reset_password_url,
 )
 from shared.database import db
-from shared.models import DeliveryKind, DeliveryStatus, EmailDelivery, User
+from shared.models import DeliveryKind, DeliveryStatus, User
 from shared.tokens import issue_reset_token
-from worker.rendering import password_changed_message, password_reset_message
+from worker.outbox import ClaimedRow
+from worker.rendering import Recipient, password_changed_message, password_reset_message
 
 # A link with less life left than this is not worth sending: it would die in the inbox.
 MIN_LINK_LIFETIME = timedelta(seconds=60)
@@ -39,64 +44,83 @@ class Skip:
     reason: str | None = None
 
 
-Prepared = Message | Skip
+@dataclass(frozen=True)
+class ResetRecipient(Recipient):
+    """A reset's recipient, with the link generation minted for this attempt."""
+
+    generation: int = 0
 
 
 @dataclass(frozen=True)
 class Kind:
     task_name: str
-    prepare: Callable[[EmailDelivery, Settings], Prepared]
+    resolve: Callable[[ClaimedRow, Settings], Recipient | Skip]
+    compose: Callable[[ClaimedRow, Recipient, Settings], Message]
     # The last moment an attempt is still worth making; None: no deadline.
-    deadline: Callable[[EmailDelivery, Settings], datetime | None]
+    deadline: Callable[[ClaimedRow, Settings], datetime | None]
 
 
-def _account(delivery: EmailDelivery) -> User | None:
-    return db.session.scalar(select(User).where(User.email == delivery.email))
+def _recipient(user: User) -> Recipient:
+    return Recipient(user.id, user.username, user.email, user.password_hash)
 
 
-def _link_expires_at(delivery: EmailDelivery, settings: Settings) -> datetime:
+def _link_expires_at(delivery: ClaimedRow, settings: Settings) -> datetime:
     return delivery.created_at + timedelta(minutes=settings.reset_token_minutes)
 
 
-def _reset_deadline(delivery: EmailDelivery, settings: Settings) -> datetime:
+def _reset_deadline(delivery: ClaimedRow, settings: Settings) -> datetime:
     return _link_expires_at(delivery, settings) - MIN_LINK_LIFETIME
 
 
-def _prepare_reset(delivery: EmailDelivery, settings: Settings) -> Prepared:
+def _resolve_reset(delivery: ClaimedRow, settings: Settings) -> Recipient | Skip:
     if utcnow() > _reset_deadline(delivery, settings):
         return Skip(DeliveryStatus.EXPIRED, "link would expire before delivery")
     user = User.find_for_reset(delivery.email)  # inactive accounts get nothing
     if user is None:
         return Skip(DeliveryStatus.NO_ACCOUNT)
+    # Minting moves the account's reset generation on, so every older link dies (newest
+    # wins); it commits with the claim, before the link can leave.
+    generation = User.bump_reset_generation(user.id)
+    return ResetRecipient(user.id, user.username, user.email, user.password_hash,
+                          generation=generation)
+
+
+def _compose_reset(delivery: ClaimedRow, recipient: Recipient, settings: Settings) -> Message:
+    assert isinstance(recipient, ResetRecipient)
     expires_at = _link_expires_at(delivery, settings)
-    # The token's lifetime counts from the request, not from this attempt. Minting moves
-    # the account's reset generation on, so every older link dies (newest wins).
+    # The token's lifetime counts from the request, not from this attempt.
     token = issue_reset_token(
-        settings.secret_key, user.id, user.password_hash,
+        settings.secret_key, recipient.user_id, recipient.password_hash,
         ttl=expires_at - delivery.created_at, now=delivery.created_at,
-        generation=User.bump_reset_generation(user.id),
+        generation=recipient.generation,
     )
     link = reset_password_url(settings.link_base_url, token)
     minutes_left = max(1, math.ceil((expires_at - utcnow()).total_seconds() / 60))
-    return password_reset_message(user, link, minutes_left)
+    return password_reset_message(recipient, link, minutes_left)
 
 
-def _prepare_password_changed(delivery: EmailDelivery, settings: Settings) -> Prepared:
-    user = _account(delivery)
-    if user is None:
-        return Skip(DeliveryStatus.NO_ACCOUNT)
+def _resolve_password_changed(delivery: ClaimedRow, settings: Settings) -> Recipient | Skip:
+    user = db.session.scalar(select(User).where(User.email == delivery.email))
+    return Skip(DeliveryStatus.NO_ACCOUNT) if user is None else _recipient(user)
+
+
+def _compose_password_changed(delivery: ClaimedRow, recipient: Recipient,
+                              settings: Settings) -> Message:
     return password_changed_message(
-        user, delivery.created_at, reset_password_request_url(settings.link_base_url)
+        recipient, delivery.created_at, reset_password_request_url(settings.link_base_url)
     )
 
 
-def _no_deadline(delivery: EmailDelivery, settings: Settings) -> None:
+def _no_deadline(delivery: ClaimedRow, settings: Settings) -> None:
     return None
 
 
 KINDS: dict[str, Kind] = {
-    DeliveryKind.PASSWORD_RESET.value: Kind(SEND_PASSWORD_RESET, _prepare_reset, _reset_deadline),
+    DeliveryKind.PASSWORD_RESET.value: Kind(
+        SEND_PASSWORD_RESET, _resolve_reset, _compose_reset, _reset_deadline
+    ),
     DeliveryKind.PASSWORD_CHANGED.value: Kind(
-        SEND_PASSWORD_CHANGED, _prepare_password_changed, _no_deadline
+        SEND_PASSWORD_CHANGED, _resolve_password_changed, _compose_password_changed,
+        _no_deadline,
     ),
 }

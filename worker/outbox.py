@@ -1,9 +1,14 @@
-"""State changes of an outbox row, each one a single committed transaction.
+"""State changes of an outbox row: a claim, then one outcome, each one transaction.
 
 A worker *claims* a row before sending, with one conditional UPDATE, so two copies of the
 same task (a redelivery, a relay) can never both send: the second finds the row claimed,
-not yet due, or already finished, and does nothing. Each claim opens an attempt record
-that the outcome completes, so an attempt whose worker died stays visible.
+not yet due, or already finished, and does nothing. The claim's transaction stays open
+until `open_attempt` records the attempt and commits, so the delivery's kind can do its
+own writes (a reset mints its link generation) in the same commit. An attempt whose
+worker died stays visible with no outcome.
+
+These run once per email, so they are single Core statements on plain snapshots of the
+row, not ORM objects: no identity map, no attribute reloads after a commit.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Text, and_, bindparam, func, insert, or_, select, update
 
 from shared.clock import utcnow
 from shared.database import db
-from shared.models import DeliveryAttempt, DeliveryStatus, EmailDelivery
+from shared.models import DeliveryAttempt, DeliveryStatus, EmailDelivery, UTCDateTime
 
 
 def worker_name() -> str:
@@ -25,89 +31,143 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@dataclass
+@dataclass(frozen=True)
+class ClaimedRow:
+    """What a worker needs of a row it has just claimed (`attempts` counts this one)."""
+
+    id: str
+    kind: str
+    email: str
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Claim:
-    """A row this worker may send until `delivery.lease_until`, and its attempt record."""
+    """A row this worker may send until its lease ends, and its open attempt record."""
 
-    delivery: EmailDelivery
-    attempt: DeliveryAttempt
+    delivery: ClaimedRow
+    attempt_id: int
 
 
-def claimable(now: datetime):  # type: ignore[no-untyped-def]
-    """Rows a worker may take now: waiting, due for a retry, or held by a dead claim."""
-    status = EmailDelivery.status
+_deliveries = EmailDelivery.__table__
+_attempts = DeliveryAttempt.__table__
+
+
+def claimable(now: Any):  # type: ignore[no-untyped-def]
+    """Rows a worker may take at `now` (a datetime or a bound parameter): waiting, due for
+    a retry, or held by a dead claim."""
+    c = _deliveries.c
     return or_(
-        status == DeliveryStatus.QUEUED.value,
+        c.status == DeliveryStatus.QUEUED.value,
         and_(
-            status == DeliveryStatus.RETRYING.value,
-            or_(EmailDelivery.next_attempt_at.is_(None), EmailDelivery.next_attempt_at <= now),
+            c.status == DeliveryStatus.RETRYING.value,
+            or_(c.next_attempt_at.is_(None), c.next_attempt_at <= now),
         ),
-        and_(status == DeliveryStatus.SENDING.value, EmailDelivery.lease_until < now),
+        and_(c.status == DeliveryStatus.SENDING.value, c.lease_until < now),
     )
+
+
+# The statements each email runs, built once (they run hundreds of times a second).
+_TAKE = (
+    update(_deliveries)
+    .where(_deliveries.c.id == bindparam("delivery_id"))
+    .where(claimable(bindparam("now", type_=UTCDateTime)))
+    .values(
+        status=DeliveryStatus.SENDING.value,
+        attempts=_deliveries.c.attempts + 1,
+        lease_until=bindparam("lease_end", type_=UTCDateTime),
+        relay_after=None,
+        updated_at=bindparam("claimed_at", type_=UTCDateTime),
+    )
+    .returning(_deliveries.c.id, _deliveries.c.kind, _deliveries.c.email,
+               _deliveries.c.attempts, _deliveries.c.created_at)
+)
+_OPEN_ATTEMPT = insert(_attempts).returning(_attempts.c.id)
+_STATUS = select(_deliveries.c.status).where(_deliveries.c.id == bindparam("delivery_id"))
+_CLOSE_DELIVERY = (
+    update(_deliveries)
+    .where(_deliveries.c.id == bindparam("delivery_id"))
+    .values(
+        status=bindparam("outcome"),
+        lease_until=None,
+        relay_after=None,
+        updated_at=bindparam("closed_at", type_=UTCDateTime),
+        next_attempt_at=bindparam("retry_at", type_=UTCDateTime),
+        # Kept when the new value is NULL: an earlier error stays until a newer one.
+        sent_at=func.coalesce(bindparam("sent_time", type_=UTCDateTime), _deliveries.c.sent_at),
+        last_error=func.coalesce(bindparam("error", type_=Text), _deliveries.c.last_error),
+    )
+)
+_CLOSE_ATTEMPT = (
+    update(_attempts)
+    .where(_attempts.c.id == bindparam("attempt_id"))
+    .values(
+        finished_at=bindparam("closed_at", type_=UTCDateTime),
+        outcome=bindparam("result"),
+        error=bindparam("reason"),
+        retry_at=bindparam("retry_time", type_=UTCDateTime),
+    )
+)
+
+
+def take(delivery_id: str, lease: timedelta, now: datetime) -> ClaimedRow | None:
+    """Mark the row `sending` for this worker, uncommitted; None if it is not ours to send.
+
+    Commit with `open_attempt` (or roll back: the row is as it was).
+    """
+    row = db.session.execute(_TAKE, {
+        "delivery_id": delivery_id, "now": now, "lease_end": now + lease, "claimed_at": now,
+    }).one_or_none()
+    if row is None:
+        db.session.rollback()
+        return None
+    return ClaimedRow(row.id, row.kind, row.email, row.attempts, row.created_at)
+
+
+def open_attempt(row: ClaimedRow, now: datetime) -> Claim:
+    """Record the attempt and commit the claim with it."""
+    attempt_id = db.session.execute(
+        _OPEN_ATTEMPT, {"delivery_id": row.id, "worker": worker_name(), "started_at": now}
+    ).scalar_one()
+    db.session.commit()
+    return Claim(row, attempt_id)
 
 
 def claim(delivery_id: str, lease: timedelta, now: datetime | None = None) -> Claim | None:
-    """Mark the row `sending` for this worker, or return None if it is not ours to send."""
+    """Take the row and open its attempt in one commit (a claim with nothing else in it)."""
     now = now or utcnow()
-    result = db.session.execute(
-        update(EmailDelivery)
-        .where(EmailDelivery.id == delivery_id)
-        .where(claimable(now))
-        .values(
-            status=DeliveryStatus.SENDING.value,
-            attempts=EmailDelivery.attempts + 1,
-            lease_until=now + lease,
-            relay_after=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        db.session.rollback()
-        return None
-    attempt = DeliveryAttempt(delivery_id=delivery_id, worker=worker_name(), started_at=now)
-    db.session.add(attempt)
+    row = take(delivery_id, lease, now)
+    return None if row is None else open_attempt(row, now)
+
+
+def status_of(delivery_id: str) -> str:
+    return db.session.scalar(_STATUS, {"delivery_id": delivery_id}) or "missing"
+
+
+def _close(claim: Claim, outcome: DeliveryStatus, error: str | None,
+           retry_in: timedelta | None = None) -> None:
+    now = utcnow()
+    retry_at = None if retry_in is None else now + retry_in
+    db.session.execute(_CLOSE_DELIVERY, {
+        "delivery_id": claim.delivery.id, "outcome": outcome.value, "closed_at": now,
+        "retry_at": retry_at, "error": error,
+        "sent_time": now if outcome is DeliveryStatus.SENT else None,
+    })
+    db.session.execute(_CLOSE_ATTEMPT, {
+        "attempt_id": claim.attempt_id, "result": outcome.value, "closed_at": now,
+        "reason": error, "retry_time": retry_at,
+    })
     db.session.commit()
-    delivery = db.session.get(EmailDelivery, delivery_id, populate_existing=True)
-    assert delivery is not None
-    return Claim(delivery, attempt)
-
-
-def _close_attempt(claim: Claim, outcome: DeliveryStatus, error: str | None, now: datetime) -> None:
-    claim.attempt.finished_at = now
-    claim.attempt.outcome = outcome.value
-    claim.attempt.error = error
 
 
 def finish(claim: Claim, status: DeliveryStatus, error: str | None = None) -> None:
-    now = utcnow()
-    delivery = claim.delivery
-    delivery.status = status.value
-    delivery.lease_until = None
-    delivery.next_attempt_at = None
-    delivery.relay_after = None
-    delivery.updated_at = now
-    if status is DeliveryStatus.SENT:
-        delivery.sent_at = now
-    if error is not None:
-        delivery.last_error = error
-    _close_attempt(claim, status, error, now)
-    db.session.commit()
+    _close(claim, status, error)
 
 
 def schedule_retry(claim: Claim, delay: timedelta, error: str) -> None:
     """Leave the row for the relay, which republishes it once `next_attempt_at` passes."""
-    now = utcnow()
-    delivery = claim.delivery
-    delivery.status = DeliveryStatus.RETRYING.value
-    delivery.lease_until = None
-    delivery.next_attempt_at = now + delay
-    delivery.relay_after = None
-    delivery.updated_at = now
-    delivery.last_error = error
-    _close_attempt(claim, DeliveryStatus.RETRYING, error, now)
-    claim.attempt.retry_at = delivery.next_attempt_at
-    db.session.commit()
+    _close(claim, DeliveryStatus.RETRYING, error, retry_in=delay)
 
 
 def due_for_relay(now: datetime, stale_after: timedelta):  # type: ignore[no-untyped-def]

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import smtplib
 import time
+from email import policy
 
 from flask import current_app
 from flask_mail import Message, email_dispatched, sanitize_address, sanitize_addresses
 
 _connection: smtplib.SMTP | None = None
+
+# Flask-Mail builds the MIME tree and flattens it with `policy.SMTP`, which parses every
+# header again through the header registry; its headers are ASCII and already encoded,
+# so the compat32 generator writes the same message (with CRLF) at half the cost.
+WIRE_POLICY = policy.compat32.clone(linesep="\r\n")
 
 
 def forget_connection() -> None:
@@ -47,11 +53,16 @@ def _open() -> smtplib.SMTP:
     return host
 
 
+def wire_bytes(message: Message) -> bytes:
+    """The message as it goes to the SMTP server."""
+    return message._message().as_bytes(policy=WIRE_POLICY)
+
+
 def _sendmail(host: smtplib.SMTP, message: Message) -> None:
     refused = host.sendmail(
         sanitize_address(message.sender),
         list(sanitize_addresses(message.send_to)),
-        message.as_bytes(),
+        wire_bytes(message),
         message.mail_options,
         message.rcpt_options,
     )

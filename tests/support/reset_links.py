@@ -15,6 +15,7 @@ def mint_token(app: Flask, user_id: int, now: datetime | None = None,
                secret_key: str | None = None, minutes: int = 10) -> str:
     with app.app_context():
         generation = User.bump_reset_generation(user_id)
+        db.session.commit()
         user = db.session.get(User, user_id)
         assert user is not None
         return issue_reset_token(secret_key or app.config["SECRET_KEY"], user.id,

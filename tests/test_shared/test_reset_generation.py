@@ -18,12 +18,17 @@ def generation_of(app: Flask, user_id: int) -> int:
         return db.session.get(User, user_id).reset_generation
 
 
-def test_each_bump_returns_a_new_generation_and_commits_it(app: Flask, user: User):
+def test_each_bump_returns_a_new_generation_that_lives_in_the_callers_transaction(
+        app: Flask, user: User):
     with app.app_context():
         assert User.bump_reset_generation(user.id) == 1
         assert User.bump_reset_generation(user.id) == 2
-        db.session.rollback()  # already committed: nothing to roll back
-    assert generation_of(app, user.id) == 2
+        db.session.rollback()
+    assert generation_of(app, user.id) == 0
+    with app.app_context():
+        assert User.bump_reset_generation(user.id) == 1
+        db.session.commit()
+    assert generation_of(app, user.id) == 1
 
 
 def test_find_for_reset_skips_inactive_accounts(app: Flask, user: User):

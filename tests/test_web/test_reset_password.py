@@ -147,6 +147,7 @@ def test_tampered_link_is_not_valid(client: FlaskClient, app: Flask, user: User)
 def _claims_for(app: Flask, user_id: int) -> dict:
     with app.app_context():
         generation = User.bump_reset_generation(user_id)
+        db.session.commit()
     token = mint_token(app, user_id)
     claims = jwt.decode(token, options={"verify_signature": False})
     claims["gen"] = generation + 1
