@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 from collections.abc import Iterator
 
@@ -82,3 +83,27 @@ def test_a_closed_port_is_a_transient_refusal(settings: Settings):
         with pytest.raises(ConnectionRefusedError) as refused:
             smtp.send(message("susan@example.com"))
     assert classify(refused.value).transient
+
+
+BOUNDARY = re.compile(rb"={15}\d+==")
+
+
+@pytest.mark.parametrize("username, subject", [
+    ("susan", "[Microblog] Reset Your Password"),
+    ("Zoë Ångström-Łukasiewicz", "[Microblog] Réinitialiser le mot de passe — " + "long " * 20),
+])
+def test_the_wire_format_is_flask_mails_own(settings: Settings, server: SmtpServer,
+                                            username: str, subject: str):
+    """The cheaper policy writes the very bytes Flask-Mail's policy.SMTP writes."""
+    body = (f"Hi {username},\n\nFrom here on, a line with a dot:\n.\n"
+            f"and a long line {'x' * 300}\n")
+    sent = Message(subject=subject, recipients=["zoe@example.com"], body=body,
+                   html=f"<p>Hi {username},</p>", sender=("Micrøblog", "no-reply@example.test"))
+    with app_for(settings, server.port).app_context():
+        ours, theirs = smtp.wire_bytes(sent), sent.as_bytes()
+        smtp.send(sent)
+    assert BOUNDARY.sub(b"B", ours) == BOUNDARY.sub(b"B", theirs)
+    [received] = server.mailbox.wait_for(1)
+    assert received.message["Subject"] == subject
+    assert received.text.replace("\r\n", "\n") == body
+    assert received.html.strip() == f"<p>Hi {username},</p>"
