@@ -49,7 +49,7 @@ web: $(STAMP) migrate
 	$(BIN)/gunicorn --bind 127.0.0.1:$${PORT:-5000} --workers $${WEB_CONCURRENCY:-2} --access-logfile - web.wsgi:app
 
 worker: $(STAMP)
-	$(BIN)/celery -A worker.celery_app:celery_app worker -Q email --loglevel INFO --concurrency $${WORKER_CONCURRENCY:-2}
+	$(BIN)/celery -A worker.celery_app:celery_app worker -Q email --loglevel INFO
 
 # The outbox relay's clock: republishes stuck, unpublished and due-for-retry emails.
 beat: $(STAMP)

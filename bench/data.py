@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from celery import Celery
 from flask import Flask
@@ -37,13 +35,13 @@ PARALLEL_FROM = 5000  # below this, one process publishes: spreading it out cost
 EMAIL_DOMAIN = "example.com"  # a form-valid domain; nothing leaves loopback
 
 
-def stack_environment(run_dir: Path, redis_url: str, smtp_port: int,
+def stack_environment(database_url: str, redis_url: str, smtp_port: int,
                       web_port: int) -> dict[str, str]:
     """What an operator would give both tiers; production mode, so the production checks run."""
     return {
         "APP_ENV": "production",
         "SECRET_KEY": "bench-" + secrets.token_urlsafe(32),
-        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{run_dir / 'bench.db'}",
+        "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "MAIL_SERVER": "127.0.0.1",
         "MAIL_PORT": str(smtp_port),

@@ -120,7 +120,8 @@ class CeleryWorker(ManagedProcess):
     stop_signal = signal.SIGQUIT
 
     def __init__(self, app_path: str, queue: str, env: Mapping[str, str], log_path: Path,
-                 pool: str = "prefork", concurrency: int = 2, loglevel: str = "INFO") -> None:
+                 pool: str = "prefork", concurrency: int | None = None,
+                 loglevel: str = "INFO") -> None:
         self.app_path, self.queue, self.env = app_path, queue, dict(env)
         self.log_path = log_path
         self.pool, self.concurrency, self.loglevel = pool, concurrency, loglevel
@@ -134,8 +135,10 @@ class CeleryWorker(ManagedProcess):
         command = [
             str(BIN / "celery"), "-A", self.app_path, "worker", "-Q", self.queue,
             "-n", self.nodename, "--loglevel", self.loglevel,
-            "-P", self.pool, "-c", str(self.concurrency), "--without-gossip", "--without-mingle",
+            "-P", self.pool, "--without-gossip", "--without-mingle",
         ]
+        if self.concurrency is not None:  # else the project's own default
+            command += ["-c", str(self.concurrency)]
         self._spawn(command, self.env)
         return self
 
@@ -160,6 +163,12 @@ class CeleryWorker(ManagedProcess):
 
     def resume(self, control_app: Celery) -> None:
         self._control(control_app, "add_consumer")
+
+    def task_events(self, control_app: Celery, on: bool) -> None:
+        """Switch task events on or off, the way Flower switches them on while it runs."""
+        action = control_app.control.enable_events if on else control_app.control.disable_events
+        if not action(destination=[self.nodename], reply=True, timeout=5):
+            raise RuntimeError(f"worker {self.nodename} did not answer the events switch")
 
 
 class WebServer(ManagedProcess):

@@ -38,6 +38,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
          drain["emails_per_s"] >= 500),
         ("worker / raw smtplib reused", round(drain["emails_per_s"] / smtp_reused, 3), ">= 0.5",
          drain["emails_per_s"] >= 0.5 * smtp_reused),
+        *_events_on_check(results),
         ("rate flat across queue sizes", round(min(rates) / max(rates), 3),
          f">= {1 - FLAT_WITHIN:.2f} (min/max)", min(rates) >= (1 - FLAT_WITHIN) * max(rates)),
         ("worker RSS flat across queue sizes", round(max(memory) / min(memory), 3),
@@ -45,6 +46,14 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     return [{"name": name, "value": value, "target": target, "met": bool(met)}
             for name, value, target, met in checks]
+
+
+def _events_on_check(results: dict[str, Any]) -> list[tuple[str, Any, str, bool]]:
+    events_on = results["worker"].get("events_on")
+    if events_on is None:
+        return []
+    return [(f"worker drain {events_on['queued']:,}, task events on",
+             events_on["emails_per_s"], ">= 500 emails/s", events_on["emails_per_s"] >= 500)]
 
 
 def _ms(summary: dict[str, Any]) -> str:
@@ -111,6 +120,13 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                      f"x{ratios['celery_noop']:.2f} no-op, x{ratios['redis_lpush']:.3f} LPUSH"))
     rows += [("3 worker", "target rate", "", verdict(drain_name)),
              ("3 worker", "target ratio", "", verdict("worker / raw smtplib reused"))]
+    events_on = results["worker"].get("events_on")
+    if events_on is not None:
+        name = f"worker drain {events_on['queued']:,}, task events on"
+        rows.append(("3 worker", f"drain {events_on['queued']:,}, task events on "
+                     "(as while Flower watches)", f"{events_on['emails_per_s']:,.0f} emails/s, "
+                     f"x{events_on['ratio_to_raw']['smtp_reused']:.2f} smtplib reused",
+                     verdict(name)))
     largest = _largest_full_drain(results)
     cpu = largest["cpu"]
     rows.append(("3 worker", "CPU ms per email, largest full drain",

@@ -33,6 +33,7 @@ from bench.data import (
     purge_email_queue,
     stack_environment,
 )
+from bench.database import bench_database
 from bench.drain import Pipeline, run_sizes
 from bench.end_to_end import end_to_end
 from bench.processes import CeleryWorker, RedisProcess, WebServer
@@ -47,6 +48,8 @@ from bench.sink import SmtpSink
 from bench.stats import ratio
 from bench.web import load_curve, sequential_latency
 from scripts.embedded_redis import free_port
+from shared.celery_factory import celery_settings
+from shared.config import Settings
 from shared.contract import EMAIL_QUEUE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,8 +81,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, help="seconds of the rate window (section 4)")
     parser.add_argument("--max-drain-seconds", type=float, default=120.0,
                         help="cut a full drain short after this long (reported as incomplete)")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="run on PostgreSQL: a server URL such as "
+                             "postgresql+psycopg://postgres@127.0.0.1:5432/postgres (the run "
+                             "creates its own database there and drops it); default SQLite")
     parser.add_argument("--pool", default="prefork", help="celery worker pool")
-    parser.add_argument("--concurrency", type=int, default=2, help="celery worker concurrency")
+    parser.add_argument("--concurrency", type=int,
+                        help="celery worker concurrency (default: the project's, 2 per core)")
     parser.add_argument("--worker-loglevel", default="INFO", help="celery worker log level")
     parser.add_argument("--worker-overrides", type=json.loads, default={},
                         help='Celery settings for the email worker, as JSON, e.g. '
@@ -108,6 +116,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.concurrency is None:
+        args.concurrency = celery_settings(Settings())["worker_concurrency"]
     args.sizes = [int(s) for s in str(args.sizes).split(",")]
     args.load_clients = [int(s) for s in str(args.load_clients).split(",")]
     return args
@@ -133,7 +143,7 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
         "worker_pool": f"{args.pool} x{args.concurrency}",
         "worker_loglevel": args.worker_loglevel,
         "worker_overrides": args.worker_overrides,
-        "database": "sqlite (WAL)",
+        "database": "postgresql" if args.postgres else "sqlite (WAL)",
         "parameters": {k: v for k, v in vars(args).items() if k not in {"json", "keep"}},
     }
 
@@ -162,7 +172,8 @@ def measure(args: argparse.Namespace, run_dir: Path, stack: contextlib.ExitStack
     sink = SmtpSink(free_port()).start()
     stack.callback(sink.stop)
     web_port = free_port()
-    env = stack_environment(run_dir, redis.url, sink.port, web_port)
+    database_url = stack.enter_context(bench_database(run_dir, args.postgres))
+    env = stack_environment(database_url, redis.url, sink.port, web_port)
     app = control_app(env)
     pool = [address("bench", i) for i in range(args.user_pool)]
     e2e_recipients = [address("e2e", i) for i in range(args.e2e_requests)]
@@ -195,9 +206,16 @@ def measure(args: argparse.Namespace, run_dir: Path, stack: contextlib.ExitStack
     progress(f"worker: queues of {', '.join(f'{s:,}' for s in args.sizes)}")
     queues = run_sizes(pipeline, pool, args.sizes, args.window, args.full_drain_max,
                        args.max_drain_seconds)
-    for queue in queues:
+    progress("worker: one more full drain with task events on, as while Flower watches")
+    control = app.extensions["celery"]
+    worker.task_events(control, on=True)
+    events_on = run_sizes(pipeline, pool, [min(args.full_drain_max, max(args.sizes))],
+                          args.window, args.full_drain_max, args.max_drain_seconds)[0]
+    worker.task_events(control, on=False)
+    for queue in [*queues, events_on]:
         queue["ratio_to_raw"] = ratios_to_raw(queue["emails_per_s"], results["raw"])
-    results["worker"] = {"pool": f"{args.pool} x{args.concurrency}", "queues": queues}
+    results["worker"] = {"pool": f"{args.pool} x{args.concurrency}", "queues": queues,
+                         "events_on": events_on}
     results["timing_parity"] = timing_parity(ROOT / args.timing_json)
     return results
 

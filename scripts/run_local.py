@@ -28,6 +28,7 @@ def local_environment() -> dict[str, str]:
     env.setdefault("DATABASE_URL", f"sqlite:///{INSTANCE / 'microblog.db'}")
     env.setdefault("PORT", "5000")
     env.setdefault("FLOWER_PORT", "5555")
+    env.setdefault("TASK_EVENTS", "true")  # Flower runs alongside: show it every state
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -54,7 +55,7 @@ def main() -> int:
         env=env, cwd=str(ROOT),
     )
     manager.add_process(
-        "worker", f"{celery} worker -Q email --loglevel INFO --concurrency 2", env=env,
+        "worker", f"{celery} worker -Q email --loglevel INFO", env=env,
         cwd=str(ROOT),
     )
     manager.add_process("beat", f"{celery} beat --loglevel INFO", env=env, cwd=str(ROOT))

@@ -57,6 +57,10 @@ class Settings:
     task_time_limit: int = 20
     broker_visibility_timeout: int = 30
     publish_timeout_seconds: float = 0.5
+    # The worker pool and Celery events (see shared/celery_factory.py for the measurements).
+    worker_concurrency: int | None = None  # None: two processes per core
+    worker_prefetch_multiplier: int = 4
+    task_events: bool = False
     # The email outbox: how often the relay sweeps, when a waiting row counts as stuck,
     # and the retry policy for transient SMTP failures.
     outbox_relay_interval: float = 5.0
@@ -113,6 +117,11 @@ class Settings:
             publish_timeout_seconds=float(
                 get("PUBLISH_TIMEOUT", str(cls.publish_timeout_seconds))
             ),
+            worker_concurrency=int(get("WORKER_CONCURRENCY") or 0) or None,
+            worker_prefetch_multiplier=int(
+                get("WORKER_PREFETCH_MULTIPLIER", str(cls.worker_prefetch_multiplier))
+            ),
+            task_events=_flag(get("TASK_EVENTS", "false")),
             outbox_relay_interval=float(
                 get("OUTBOX_RELAY_INTERVAL", str(cls.outbox_relay_interval))
             ),

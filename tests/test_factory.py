@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from shared.config import ConfigError, Settings
@@ -31,6 +33,25 @@ def test_worker_registers_the_contract_task(settings: Settings):
     celery.loader.import_default_modules()
     assert "email.send_password_reset" in celery.tasks
     assert celery.conf.task_acks_late and celery.conf.task_reject_on_worker_lost
-    assert celery.conf.worker_prefetch_multiplier == 1
+    assert celery.conf.worker_prefetch_multiplier == settings.worker_prefetch_multiplier
     assert celery.conf.broker_transport_options["visibility_timeout"] < 3600
-    assert celery.conf.worker_send_task_events and celery.conf.task_send_sent_event
+
+
+def test_task_events_are_an_operators_choice(settings: Settings):
+    """Off by default (Flower turns the workers' events on when it runs); TASK_EVENTS=true
+    turns on both the workers' and the web tier's task-sent events from the start."""
+    quiet = create_worker_app(settings.with_overrides(task_events=False)).extensions["celery"]
+    assert not quiet.conf.worker_send_task_events and not quiet.conf.task_send_sent_event
+    loud = create_worker_app(settings.with_overrides(task_events=True)).extensions["celery"]
+    assert loud.conf.worker_send_task_events and loud.conf.task_send_sent_event
+    assert Settings.from_env({"TASK_EVENTS": "true"}).task_events
+    assert not Settings.from_env({}).task_events
+
+
+def test_the_pool_defaults_to_two_processes_per_core(settings: Settings):
+    celery = create_worker_app(settings).extensions["celery"]
+    assert celery.conf.worker_concurrency == 2 * (os.cpu_count() or 1)
+    pinned = create_worker_app(settings.with_overrides(worker_concurrency=3))
+    assert pinned.extensions["celery"].conf.worker_concurrency == 3
+    assert Settings.from_env({"WORKER_CONCURRENCY": ""}).worker_concurrency is None
+    assert Settings.from_env({"WORKER_CONCURRENCY": "5"}).worker_concurrency == 5
