@@ -13,7 +13,7 @@ from shared.celery_factory import make_celery
 from shared.config import Settings
 from shared.contract import EMAIL_QUEUE, RELAY_OUTBOX
 from shared.database import db
-from worker import lifecycle
+from worker import lifecycle, task_log
 
 mail = Mail()
 TEMPLATES = Path(__file__).parent / "templates"
@@ -45,6 +45,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery.set_default()
     app.extensions["celery"] = celery
     lifecycle.connect(app)
+    task_log.connect()
     return celery
 
 

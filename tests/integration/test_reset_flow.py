@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -64,3 +65,20 @@ def test_health_check_sees_the_real_broker(web_app: Flask, worker: WorkerProcess
     assert response.status_code == 200
     assert response.json == {"status": "ok", "database": "ok", "broker": "ok",
                              "email_queue_length": 0}
+
+
+def test_the_worker_logs_one_line_per_delivery(web_app: Flask, worker: WorkerProcess,
+                                               smtp_server: SmtpServer):
+    """The delivery event says it all; Celery's own per-task INFO lines are not repeated."""
+    client = web_app.test_client()
+    submit(client, "/register", {"username": "susan", "email": "susan@example.com",
+                                 "password": OLD, "password2": OLD})
+    submit(client, "/reset_password_request", {"email": "susan@example.com"})
+    smtp_server.mailbox.wait_for(1)
+    deadline = time.monotonic() + 10
+    while "event=delivery.sent" not in worker.log and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [sent] = [line for line in worker.log.splitlines() if "event=delivery.sent" in line]
+    assert "to=s***@example.com" in sent and "attempt=1" in sent
+    assert "email.send_password_reset[" not in worker.log  # "Task …[id] received/succeeded"
+    assert "susan@example.com" not in worker.log
