@@ -46,7 +46,7 @@ from bench.raw import (
 )
 from bench.sink import SmtpSink
 from bench.stats import ratio
-from bench.web import load_curve, sequential_latency
+from bench.web import latency_with_and_without_slow_smtp, load_curve
 from scripts.embedded_redis import free_port
 from shared.celery_factory import celery_settings
 from shared.config import Settings
@@ -271,16 +271,14 @@ def web_and_end_to_end(args: argparse.Namespace, pipeline: Pipeline, web: WebSer
                        pool: list[str], latency_recipients: list[str],
                        e2e_recipients: list[str]) -> tuple[dict, dict]:
     sink, app = pipeline.sink, pipeline.app
-    progress("web latency, SMTP instant and slow")
+    progress("web latency, SMTP instant and slow, in alternating blocks")
     warmup = latency_warmup(args)
     per_phase = args.latency_requests + warmup
     expected = sink.count() + 2 * per_phase
-    instant = sequential_latency(web.port, latency_recipients[:per_phase], warmup,
-                                 args.latency_pause, wait_for_email=sink.wait_for)
-    sink.set_delay(args.smtp_delay)
-    slow = sequential_latency(web.port, latency_recipients[per_phase:], warmup,
-                              args.latency_pause)
-    sink.set_delay(0)
+    instant, slow = latency_with_and_without_slow_smtp(
+        web.port, latency_recipients[:per_phase], latency_recipients[per_phase:], warmup,
+        args.latency_pause, sink.set_delay, args.smtp_delay, wait_for_email=sink.wait_for,
+        settle=pipeline.settle)
     wait_for_emails(sink, expected, timeout=60 + expected / 20)
 
     progress("end to end, idle worker")

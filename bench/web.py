@@ -10,9 +10,10 @@ from bench.stats import latency_summary, rate
 from bench.web_client import EXPECTED_STATUS, BrowserSession
 
 
-def sequential_latency(port: int, recipients: Sequence[str], warmup: int, pause: float,
-                       wait_for_email: Callable[[str], object] | None = None) -> dict[str, float]:
-    """One visitor at a time: the answer time of a request on its own.
+def sequential_samples(port: int, recipients: Sequence[str], warmup: int, pause: float,
+                       wait_for_email: Callable[[str], object] | None = None
+                       ) -> tuple[list[float], int]:
+    """One visitor at a time: the answer time of each request on its own, and the errors.
 
     With a fast SMTP server the worker sends each email right after its request; waiting
     for it (`wait_for_email`) before the next request keeps that work from overlapping the
@@ -21,12 +22,12 @@ def sequential_latency(port: int, recipients: Sequence[str], warmup: int, pause:
     the web; throughput under load is `load_curve`'s job.
     """
     session = BrowserSession(port).open()
+    samples, errors = [], 0
     try:
         for email in recipients[:warmup]:
             session.post_reset(email)
             if wait_for_email is not None:
                 wait_for_email(email)
-        samples, errors = [], 0
         for email in recipients[warmup:]:
             time.sleep(pause)
             status, seconds = session.post_reset(email)
@@ -36,7 +37,40 @@ def sequential_latency(port: int, recipients: Sequence[str], warmup: int, pause:
                 wait_for_email(email)
     finally:
         session.close()
-    return {**latency_summary(samples), "errors": errors}
+    return samples, errors
+
+
+def latency_with_and_without_slow_smtp(
+        port: int, instant: Sequence[str], slow: Sequence[str], warmup: int, pause: float,
+        set_smtp_delay: Callable[[float], object], delay: float,
+        wait_for_email: Callable[[str], object], settle: Callable[[], object],
+        blocks: int = 4) -> tuple[dict[str, float], dict[str, float]]:
+    """Answer times with an instant and with a slow SMTP server, in alternating blocks.
+
+    Two phases run one after the other would compare two moments of the machine as much as
+    two SMTP servers; alternating blocks spreads any drift over both. Before each instant
+    block the worker finishes the slow sends still queued (`settle`), so its catching up
+    does not load the machine while the web is measured.
+    """
+    pooled: dict[float, tuple[list[float], list[int]]] = {0.0: ([], []), delay: ([], [])}
+    per_block = [max(1, len(instant) // blocks), max(1, len(slow) // blocks)]
+    for block in range(blocks):
+        for smtp_delay, recipients, size in ((0.0, instant, per_block[0]),
+                                              (delay, slow, per_block[1])):
+            set_smtp_delay(smtp_delay)
+            if smtp_delay == 0.0:
+                settle()
+            chunk = recipients[block * size:(block + 1) * size] if block < blocks - 1 \
+                else recipients[block * size:]
+            samples, errors = sequential_samples(
+                port, chunk, warmup if block == 0 else 0, pause,
+                wait_for_email if smtp_delay == 0.0 else None)
+            pooled[smtp_delay][0].extend(samples)
+            pooled[smtp_delay][1].append(errors)
+    set_smtp_delay(0.0)
+    fast, slow_result = ({**latency_summary(samples), "errors": sum(errors), "blocks": blocks}
+                         for samples, errors in (pooled[0.0], pooled[delay]))
+    return fast, slow_result
 
 
 def load_step(port: int, clients: int, seconds: float, recipients: Sequence[str]) -> dict:

@@ -57,6 +57,7 @@ def test_web_and_end_to_end_latencies_are_measured(results: dict):
         summary = web[key]
         assert summary["errors"] == 0
         assert 0 < summary["median_ms"] <= summary["p95_ms"] <= summary["p99_ms"]
+        assert summary["blocks"] == 4  # instant and slow SMTP alternate
     steps = web["load"]["steps"]
     assert steps and all(_positive(step["requests_per_s"]) for step in steps)
     e2e = results["end_to_end"]
@@ -79,5 +80,7 @@ def test_anatomy_and_targets(results: dict):
     assert all(_positive(us) for us in results["anatomy"]["median_us"].values())
     assert all(us >= 0 for us in results["anatomy"]["median_cpu_us"].values())
     assert _positive(results["anatomy"]["in_process_emails_per_s"])
-    assert len(results["targets"]) == 7
+    assert len(results["targets"]) == 8
+    events_on = results["worker"]["events_on"]
+    assert events_on["complete"] and _positive(events_on["emails_per_s"])
     assert all(isinstance(t["met"], bool) for t in results["targets"])
