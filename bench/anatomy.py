@@ -45,7 +45,6 @@ def _event_log_to(path: Path) -> logging.Handler:
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     events = logging.getLogger("delivery")
-    events.disabled = False  # Alembic's fileConfig disables loggers that exist when it runs
     events.addHandler(handler)
     events.setLevel(logging.INFO)
     events.propagate = False
