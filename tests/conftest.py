@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import fakeredis
 import kombu.pools
@@ -17,6 +18,7 @@ import kombu.transport.redis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.engine import Engine
 from support.databases import PostgresServer
 from support.factories import make_user
 from support.redis_db import ClaimedRedis
@@ -34,6 +36,24 @@ def pytest_report_header() -> list[str]:
     database = os.environ.get("TEST_DATABASE_URL") or "SQLite (a file per test)"
     broker = os.environ.get("TEST_REDIS_URL") or "embedded redis-server (one per module)"
     return [f"database: {database}", f"broker: {broker}"]
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines_of_apps_built_in_the_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests build many short-lived apps; close each one's pooled connections when the test
+    ends, rather than leave them to the garbage collector (psycopg warns from __del__)."""
+    engines: list[Engine] = []
+    make_engine = db._make_engine
+
+    def recording(*args: Any, **kwargs: Any) -> Engine:
+        engine = make_engine(*args, **kwargs)
+        engines.append(engine)
+        return engine
+
+    monkeypatch.setattr(db, "_make_engine", recording)
+    yield
+    for engine in engines:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
