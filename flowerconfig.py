@@ -10,6 +10,8 @@ flags, and before it starts serving. It enforces two rules:
   worker names, counts) to anyone, even with basic auth on (its docs list it, with
   `/healthcheck`, as exempt); Prometheus scrapes it with the same credentials
   (`basic_auth` in the scrape config). `/healthcheck` stays open: it says only "OK".
+
+It also reads the broker with kombu's own Redis transport, so that the Broker page works.
 """
 
 from __future__ import annotations
@@ -61,8 +63,20 @@ def _protect_metrics() -> None:
     raise SystemExit("flowerconfig.py: Flower has no /metrics route to protect; check its version")
 
 
+def _read_the_broker_with_kombus_transport() -> None:
+    """Flower's Broker page and /api/queues/length choose their client by the scheme of the
+    broker URL as kombu spells it, and with `broker_transport` set kombu spells the class
+    path (`shared.redis_transport:Transport://...`): both would answer 404. That transport
+    only changes how a worker holding unacknowledged tasks fails when Redis dies; Flower
+    holds none."""
+    from worker.celery_app import celery_app
+
+    celery_app.conf.broker_transport = None
+
+
 _check_authentication()
 _protect_metrics()
+_read_the_broker_with_kombus_transport()
 
 # Not set: purge_offline_workers. Flower counts the web tier's task-sent events under the
 # web process's name, which is never an online worker, so purging would wipe those

@@ -6,7 +6,9 @@ acknowledged comes back after the visibility timeout (seconds, not Redis's defau
 found by a sweep that runs every few seconds (kombu's default sweeps only every ~100 s).
 No task is ever scheduled with a countdown or an ETA: on Redis those are held
 unacknowledged by a worker and redelivered, again and again, each time the visibility
-timeout passes. Retries live in the outbox instead (see worker/relay.py).
+timeout passes. Retries live in the outbox instead (see worker/relay.py). On Redis, kombu's
+transport comes with one fix (shared/redis_transport.py): a worker that loses Redis in the
+middle of a send reconnects instead of exiting.
 
 Throughput (`make bench`, 2 cores, prefork): an email task waits on SQLite or PostgreSQL,
 on the SMTP server's replies and on the pool's parent for its next message for about as
@@ -31,6 +33,15 @@ from celery import Celery
 
 from shared.config import Settings
 from shared.contract import EMAIL_QUEUE, TASK_ROUTES
+
+REDIS_SCHEMES = ("redis", "rediss")
+REDIS_TRANSPORT = "shared.redis_transport:Transport"
+
+
+def broker_transport(broker_url: str) -> str | None:
+    """The transport for a broker URL: ours for Redis, else the one its scheme names."""
+    scheme = broker_url.partition("://")[0].lower()
+    return REDIS_TRANSPORT if scheme in REDIS_SCHEMES else None
 
 
 def restore_interval(settings: Settings) -> int:
@@ -59,6 +70,7 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
     }
     return {
         "broker_url": settings.redis_url,
+        "broker_transport": broker_transport(settings.redis_url),
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 2,

@@ -111,6 +111,45 @@ def test_a_worker_paused_through_a_redis_restart_resumes(
     assert smtp_server.mailbox.duplicates() == 0
 
 
+def test_a_worker_mid_send_when_redis_is_killed_stays_up_and_delivers(
+        fault_web: Flask, fault_env, own_redis: RedisServer, smtp_server: SmtpServer,
+        worker_and_beat, fault_figures):
+    """Redis SIGKILLed at the tail of a burst, as the worker waits in BRPOP for more work
+    while a slow SMTP server holds its last send, not yet acknowledged (acks_late). The
+    same worker process reconnects once Redis is back and delivers the rest of the burst."""
+    worker, _ = worker_and_beat
+    emails = make_users(fault_web, BURST)
+    first, rest = emails[:BURST // 2], emails[BURST // 2:]
+    smtp_server.mailbox.reply_delay = 0.15  # commits each email, then answers slowly
+    smtp_server.mailbox.reply_delays[first[-1]] = 0.7  # slower still, within SMTP_TIMEOUT
+    requests = ResetRequests(fault_web.test_client())
+    accepted = requests.ask_all(first)
+    wait_until(lambda: first[-1] in smtp_server.mailbox.recipients()
+               and own_redis.blocked_pops() > 0, 60,
+               "the worker waiting for work while its last send is unacknowledged")
+    in_flight = {row.id for row in rows(fault_web) if row.status == "sending"}
+    own_redis.kill()
+    time.sleep(1)  # the worker sees the dead connection and closes it while Redis is down
+    own_redis.start()
+    back_at = time.time()
+    accepted += requests.ask_all(rest)
+
+    last = smtp_server.mailbox.wait_for_recipients(set(emails), timeout=60)
+    wait_until(lambda: statuses(fault_web) == {"sent": BURST}, 20, "every row recorded sent")
+    lost_acks = worker.log.count("Couldn't ack")
+    fault_figures(
+        fault="3c. Redis SIGKILL with a send unacknowledged", accepted=accepted,
+        delivered=len(smtp_server.mailbox.recipients()),
+        duplicates=smtp_server.mailbox.duplicates(), recovery_seconds=last - back_at,
+        notes=[f"{len(in_flight)} row 'sending' at the kill, the worker waiting in BRPOP; "
+               f"worker alive afterwards: {worker.alive}; {lost_acks} acknowledgement(s) "
+               "lost with the old connection (redelivered later, skipped as sent)"],
+    )
+    assert worker.alive and "Unrecoverable error" not in worker.log
+    assert smtp_server.mailbox.recipients() == set(emails)
+    assert smtp_server.mailbox.duplicates() == 0
+
+
 def test_web_process_killed_right_after_answering_loses_nothing(
         fault_web: Flask, fault_env, smtp_server: SmtpServer, processes, fault_figures):
     """gunicorn SIGKILLed the moment the last of 100 users has seen "Check your email"."""

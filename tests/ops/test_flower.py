@@ -109,6 +109,15 @@ def test_the_api_lists_the_worker(flower: HttpClient, local_compose: LocalCompos
                what=f"{node} online in Flower's event state")
 
 
+def test_the_broker_view_counts_the_email_queue(flower: HttpClient):
+    """Flower picks its broker client by the scheme of the broker URL as kombu spells it."""
+    response = flower.get("/api/queues/length")
+    assert response.status == 200, response.text[:500]
+    queues = {queue["name"] for queue in json.loads(response.body)["active_queues"]}
+    assert "email" in queues
+    assert flower.get("/broker").status == 200
+
+
 def test_a_reset_task_shows_its_name_and_only_the_delivery_id(
         flower: HttpClient, site: HttpClient, smtp: SmtpServer):
     before = set(flower_tasks(flower))

@@ -2,8 +2,8 @@
 
 It can misbehave on purpose: refuse DATA with a reply (`reply`, e.g. "451 try later"),
 refuse one recipient at RCPT (`rcpt_replies`), or commit a message and then take its
-time to say so (`reply_delay`), which is the window where a client that dies has sent
-an email without knowing it.
+time to say so (`reply_delay`, or `reply_delays` for one recipient), which is the window
+where a client that dies has sent an email without knowing it.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class Mailbox:
     delay_seconds: float = 0.0
     reply: str = "250 OK"
     reply_delay: float = 0.0
+    reply_delays: dict[str, float] = field(default_factory=dict)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     refused: list[tuple[float, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -81,9 +82,11 @@ class Mailbox:
         assert isinstance(message, EmailMessage)
         with self._lock:
             self.received.append(ReceivedEmail(list(envelope.rcpt_tos), message, time.time()))
-        if self.reply_delay:
+        delay = max([self.reply_delays.get(to, self.reply_delay) for to in envelope.rcpt_tos],
+                    default=self.reply_delay)
+        if delay:
             # Committed: a client that dies now has sent this email without knowing it.
-            await asyncio.sleep(self.reply_delay)
+            await asyncio.sleep(delay)
         return reply
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[ReceivedEmail]:

@@ -61,6 +61,12 @@ class RedisServer:
             return self
         raise RuntimeError(f"redis-server did not start on port {self.port}")
 
+    def blocked_pops(self) -> int:
+        """Clients waiting in BRPOP: a worker with a free slot and nothing queued for it."""
+        with self.client() as client:
+            clients = client.client_list()
+        return sum(1 for c in clients if c["cmd"] == "brpop" and "b" in c["flags"])
+
     def kill(self) -> None:
         """SIGKILL: a crash. Only what reached the append-only file survives."""
         if self.process and self.process.poll() is None:

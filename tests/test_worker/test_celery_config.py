@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
-from shared.celery_factory import celery_settings, publisher_settings
+from shared.celery_factory import REDIS_TRANSPORT, celery_settings, make_celery, publisher_settings
 from shared.config import ConfigError, Settings
 from worker.app import create_worker_app
 
@@ -85,3 +87,21 @@ def test_redis_py_does_not_retry_under_kombu():
     options = celery_settings(Settings())["broker_transport_options"]
     assert options["retry_on_timeout"] is False
     assert options["socket_timeout"] and options["socket_connect_timeout"]
+
+
+@pytest.mark.parametrize("url, transport", [
+    ("redis://127.0.0.1:6379/0", REDIS_TRANSPORT),
+    ("rediss://:secret@cache.example.com:6380/0?ssl_cert_reqs=required", REDIS_TRANSPORT),
+    ("sentinel://127.0.0.1:26379/0", None),
+])
+def test_redis_brokers_use_the_transport_that_survives_losing_redis_mid_send(url, transport):
+    assert celery_settings(Settings(redis_url=url))["broker_transport"] == transport
+
+
+def test_a_tls_broker_url_keeps_its_tls_settings_under_that_transport():
+    settings = Settings(redis_url="rediss://:secret@cache.example.com:6380/2?ssl_cert_reqs=required")
+    with make_celery(settings, "test").connection_for_write() as connection:
+        assert connection.transport_cls == REDIS_TRANSPORT
+        assert connection.ssl == {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+        assert (connection.hostname, connection.port, connection.virtual_host,
+                connection.password) == ("cache.example.com", 6380, "2", "secret")
