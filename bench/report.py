@@ -31,8 +31,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     checks = [
         ("web median, SMTP instant", web["latency_smtp_instant"]["median_ms"], "<= 5 ms",
          web["latency_smtp_instant"]["median_ms"] <= 5),
-        ("web median change with 1 s SMTP", round(delay_change, 3), "within +-10%",
-         abs(delay_change) <= 0.10),
+        # One-sided: the target is that a slow SMTP server does not slow the web. With an
+        # instant server the worker runs between requests and shares the cores; with a slow
+        # one it sits waiting, so the web can come out faster, which is no failure.
+        ("web median change with 1 s SMTP", round(delay_change, 3), "adds <= 10%",
+         delay_change <= 0.10),
         ("end-to-end median, idle worker", e2e["median_ms"], "< 50 ms", e2e["median_ms"] < 50),
         (f"worker drain {drain['queued']:,}", drain["emails_per_s"], ">= 500 emails/s",
          drain["emails_per_s"] >= 500),
