@@ -80,6 +80,23 @@ class Settings:
     trusted_proxies: int = 0
     session_cookie_secure: bool | None = None
     metrics_token: str | None = None  # Bearer token for the web tier's /metrics; None: off
+    # SMTP transport security (verified TLS; AUTH never in clear unless allowed).
+    mail_ca_file: str | None = None  # a private CA bundle trusted besides the system store
+    mail_allow_plaintext_auth: bool = False
+    # Sign-in throttling and password hashing.
+    ratelimit_login_per_ip: str = "20 per 5 minutes; 100 per hour"
+    ratelimit_login_per_username: str = "10 per 5 minutes; 50 per hour"
+    password_hash_method: str = "scrypt:131072:8:1"
+    # Server-side sessions (Flask-Session in Redis); None uses REDIS_URL.
+    session_redis_url: str | None = None
+    session_lifetime_hours: int = 24 * 14
+    # The outbox: retention of finished rows, a global send rate, the relay's sweep.
+    outbox_retention_hours: float = 7 * 24
+    email_send_rate: float | None = None  # emails per second across all workers; None: off
+    outbox_stall_after: int = 120  # seconds a due row may wait before health says so
+    # Redis Sentinel (REDIS_URL=sentinel://host:26379;sentinel://host2:26379/0).
+    redis_sentinel_master: str = "mymaster"
+    redis_sentinel_password: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -150,6 +167,24 @@ class Settings:
             trusted_proxies=int(get("TRUSTED_PROXIES", "0")),
             session_cookie_secure=_optional_flag(get("SESSION_COOKIE_SECURE")),
             metrics_token=get("METRICS_TOKEN") or None,
+            mail_ca_file=get("MAIL_CA_FILE") or None,
+            mail_allow_plaintext_auth=_flag(get("MAIL_ALLOW_PLAINTEXT_AUTH", "false")),
+            ratelimit_login_per_ip=get("RATELIMIT_LOGIN_PER_IP", cls.ratelimit_login_per_ip),
+            ratelimit_login_per_username=get(
+                "RATELIMIT_LOGIN_PER_USERNAME", cls.ratelimit_login_per_username
+            ),
+            password_hash_method=get("PASSWORD_HASH_METHOD", cls.password_hash_method),
+            session_redis_url=get("SESSION_REDIS_URL") or None,
+            session_lifetime_hours=int(
+                get("SESSION_LIFETIME_HOURS", str(cls.session_lifetime_hours))
+            ),
+            outbox_retention_hours=float(
+                get("OUTBOX_RETENTION_HOURS", str(cls.outbox_retention_hours))
+            ),
+            email_send_rate=float(get("EMAIL_SEND_RATE") or 0) or None,
+            outbox_stall_after=int(get("OUTBOX_STALL_AFTER", str(cls.outbox_stall_after))),
+            redis_sentinel_master=get("REDIS_SENTINEL_MASTER", cls.redis_sentinel_master),
+            redis_sentinel_password=get("REDIS_SENTINEL_PASSWORD") or None,
         )
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -208,3 +208,23 @@ class DeliveryAttempt(db.Model):  # type: ignore[name-defined,misc]
 
     def __repr__(self) -> str:
         return f"<DeliveryAttempt {self.delivery_id} {self.outcome}>"
+
+
+class RelaySweep(db.Model):  # type: ignore[name-defined,misc]
+    """The outbox relay's record of its sweeps: one row per sweep name (`outbox`).
+
+    Every worker runs the relay; before sweeping, one takes this row's short lease
+    (`lease_until`, computed by the database clock), so N workers sweep about as often as
+    one. `last_swept_at` is when a sweep last finished: health and metrics read it to tell
+    a stalled relay from a quiet one.
+    """
+
+    __tablename__ = "relay_sweep"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    def __repr__(self) -> str:
+        return f"<RelaySweep {self.name}>"
