@@ -26,7 +26,7 @@ run: $(STAMP)
 	$(BIN)/python -m scripts.run_local
 
 test: $(STAMP)
-	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_debian_packages.sh
 	$(BIN)/python -m pytest
 	$(BIN)/python -m scripts.test_against_services -m "not browser"
 
