@@ -15,7 +15,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.contract import EMAIL_QUEUE
 from shared.database import db
-from shared.models import DeliveryKind, DeliveryStatus, EmailDelivery
+from shared.models import DeliveryKind, DeliveryStatus, EmailDelivery, RelaySweep
 from web import create_app
 
 TOKEN = "metrics-token-0123456789"
@@ -143,3 +143,15 @@ def test_before_any_sweep_the_sweep_age_is_absent_and_nothing_is_due(
     assert ("microblog_relay_last_sweep_age_seconds", ()) not in found
     assert found[("microblog_email_due", ())] == 0
     assert found[("microblog_email_oldest_due_seconds", ())] == 0
+
+
+def test_without_the_relays_table_the_counts_still_come(
+        app: Flask, fake_broker: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch):
+    """Say web is upgraded before the migration that adds the relay's sweep record ran."""
+    monkeypatch.setattr(redis.Redis, "from_url", lambda *args, **kwargs: fake_broker)
+    with app.app_context():
+        RelaySweep.__table__.drop(db.engine)
+    found = samples(scrape(app))
+    assert found[("microblog_database_up", ())] == 1
+    assert found[("microblog_email_deliveries", (("status", "queued"),))] == 0
+    assert ("microblog_email_oldest_due_seconds", ()) not in found
