@@ -24,6 +24,7 @@ from shared.config import Settings
 from shared.contract import EMAIL_QUEUE
 from shared.database import db
 from shared.models import DeliveryStatus, EmailDelivery
+from shared.outbox_watch import watch_outbox
 
 bp = Blueprint("metrics", __name__)
 
@@ -76,6 +77,40 @@ class OutboxCollector(Collector):
             "microblog_email_oldest_queued_seconds",
             "Age of the oldest outbox row still waiting for a worker (0 when none)",
             value=age)
+        yield from self._stall_metrics()
+
+    def _stall_metrics(self) -> Iterator[GaugeMetricFamily]:
+        """Ages by the database clock, and the thresholds the alert rules compare them with.
+
+        Left out when they cannot be read (say, the relay's table not migrated yet): the
+        counts above still stand, and the missing series is what the alert rules notice.
+        """
+        try:
+            watch = watch_outbox()
+        except SQLAlchemyError:
+            db.session.rollback()
+            return
+        yield GaugeMetricFamily(
+            "microblog_email_due",
+            "Outbox rows due that nobody works on: queued, retry time passed, lease ended",
+            value=watch.due)
+        yield GaugeMetricFamily(
+            "microblog_email_oldest_due_seconds",
+            "How long the longest-waiting due row has been due (0 when none)",
+            value=watch.oldest_due_seconds or 0.0)
+        if watch.last_sweep_seconds is not None:  # absent until the relay records a sweep
+            yield GaugeMetricFamily(
+                "microblog_relay_last_sweep_age_seconds",
+                "Seconds since the outbox relay last finished a sweep",
+                value=watch.last_sweep_seconds)
+        yield GaugeMetricFamily(
+            "microblog_outbox_relay_interval_seconds",
+            "OUTBOX_RELAY_INTERVAL: how often the relay is meant to sweep",
+            value=self.settings.outbox_relay_interval)
+        yield GaugeMetricFamily(
+            "microblog_outbox_stall_after_seconds",
+            "OUTBOX_STALL_AFTER: how long a due row may wait before it counts as stalled",
+            value=self.settings.outbox_stall_after)
 
 
 def _authorized(token: str) -> bool:

@@ -22,7 +22,7 @@ from shared.config import Settings
 from shared.emails import mask_email
 from shared.events import delivery_event
 from shared.models import DeliveryStatus
-from worker import outbox, smtp
+from worker import outbox, send_rate, smtp
 from worker.kinds import KINDS, Skip
 from worker.smtp_errors import classify
 
@@ -46,6 +46,9 @@ def backoff_seconds(attempt: int, base: float, cap: float) -> float:
 
 def deliver(delivery_id: str) -> Outcome:
     settings: Settings = current_app.config["SETTINGS"]
+    if not send_rate.wait_for_slot(settings):  # over EMAIL_SEND_RATE: the relay brings it back
+        send_rate.put_back(delivery_id)
+        return Outcome("deferred")
     now = utcnow()
     row = outbox.take(delivery_id, timedelta(seconds=settings.delivery_lease_seconds), now)
     if row is None:

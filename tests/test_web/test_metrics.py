@@ -9,12 +9,13 @@ import pytest
 import redis
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
+from support.factories import add_delivery, record_sweep
 
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.contract import EMAIL_QUEUE
 from shared.database import db
-from shared.models import DeliveryKind, DeliveryStatus, EmailDelivery
+from shared.models import DeliveryKind, DeliveryStatus, EmailDelivery, RelaySweep
 from web import create_app
 
 TOKEN = "metrics-token-0123456789"
@@ -113,3 +114,44 @@ def test_a_down_database_is_reported_not_a_500(settings: Settings, fake_broker, 
     response = scrape(app)
     assert response.status_code == 200
     assert samples(response)[("microblog_database_up", ())] == 0
+
+
+def test_stalls_show_as_due_rows_and_the_age_of_the_last_sweep(
+        app: Flask, fake_broker: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(redis.Redis, "from_url", lambda *args, **kwargs: fake_broker)
+    now = utcnow()
+    add_delivery(app, DeliveryStatus.RETRYING, next_attempt_at=now - timedelta(minutes=4))
+    add_delivery(app, DeliveryStatus.SENDING, lease_until=now - timedelta(minutes=1))
+    add_delivery(app, DeliveryStatus.SENDING, lease_until=now + timedelta(minutes=1))
+    record_sweep(app, now - timedelta(minutes=3))
+
+    found = samples(scrape(app))
+
+    assert found[("microblog_email_due", ())] == 2
+    assert 230 <= found[("microblog_email_oldest_due_seconds", ())] <= 330
+    assert 170 <= found[("microblog_relay_last_sweep_age_seconds", ())] <= 270
+    assert found[("microblog_outbox_relay_interval_seconds", ())] == 5
+    assert found[("microblog_outbox_stall_after_seconds", ())] == 120
+    # The first version's metric still counts queued rows only.
+    assert found[("microblog_email_oldest_queued_seconds", ())] == 0
+
+
+def test_before_any_sweep_the_sweep_age_is_absent_and_nothing_is_due(
+        app: Flask, fake_broker: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(redis.Redis, "from_url", lambda *args, **kwargs: fake_broker)
+    found = samples(scrape(app))
+    assert ("microblog_relay_last_sweep_age_seconds", ()) not in found
+    assert found[("microblog_email_due", ())] == 0
+    assert found[("microblog_email_oldest_due_seconds", ())] == 0
+
+
+def test_without_the_relays_table_the_counts_still_come(
+        app: Flask, fake_broker: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch):
+    """Say web is upgraded before the migration that adds the relay's sweep record ran."""
+    monkeypatch.setattr(redis.Redis, "from_url", lambda *args, **kwargs: fake_broker)
+    with app.app_context():
+        RelaySweep.__table__.drop(db.engine)
+    found = samples(scrape(app))
+    assert found[("microblog_database_up", ())] == 1
+    assert found[("microblog_email_deliveries", (("status", "queued"),))] == 0
+    assert ("microblog_email_oldest_due_seconds", ()) not in found
