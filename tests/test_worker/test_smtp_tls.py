@@ -153,7 +153,8 @@ def test_a_trusted_ca_certificate_for_another_host_is_refused(
     assert classify(refused.value).reason == f"SMTP TLS certificate not trusted ({problem})"
 
 
-def test_starttls_not_offered_is_not_a_fallback_to_clear_text(settings: Settings):
+def test_starttls_not_offered_is_not_a_fallback_to_clear_text(
+        settings: Settings, caplog: pytest.LogCaptureFixture):
     plain = SmtpServer(free_port()).start()  # offers no STARTTLS at all
     try:
         with pytest.raises(InsecureConnection) as refused:
@@ -164,6 +165,8 @@ def test_starttls_not_offered_is_not_a_fallback_to_clear_text(settings: Settings
     assert_nothing_reached(plain)
     failure = classify(refused.value)
     assert failure.transient and "does not offer STARTTLS" in failure.reason
+    [line] = [r for r in caplog.records if r.name == "worker.smtp"]
+    assert line.levelno == logging.ERROR and failure.reason in line.getMessage()
 
 
 # --- delivered: trust comes from MAIL_CA_FILE or the system store ---------------------
