@@ -12,6 +12,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,12 @@ from support.silent_smtp import SilentServer
 from support.tls import PrivateCA
 
 from scripts.embedded_redis import free_port
+from shared.clock import utcnow
 from shared.config import ConfigError, Settings
+from shared.models import DeliveryStatus, User
 from worker import smtp, smtp_probe
 from worker.app import create_worker_app
+from worker.delivery import deliver
 from worker.smtp_errors import InsecureConnection, classify
 
 pytestmark = pytest.mark.integration
@@ -167,6 +171,29 @@ def test_starttls_not_offered_is_not_a_fallback_to_clear_text(
     assert failure.transient and "does not offer STARTTLS" in failure.reason
     [line] = [r for r in caplog.records if r.name == "worker.smtp"]
     assert line.levelno == logging.ERROR and failure.reason in line.getMessage()
+
+
+def test_a_reset_waits_for_trust_and_goes_out_once_the_operator_gives_it(
+        settings: Settings, user: User, outbox, ca: PrivateCA, mode: str, relay):
+    server = relay(ca.server_context())
+    delivery_id = outbox.add()
+    reason = "SMTP TLS certificate not trusted (unknown issuer)"
+
+    with create_worker_app(tls_settings(settings, mode, server)).app_context():
+        outcome = deliver(delivery_id)
+    assert (outcome.status, outcome.reason) == (DeliveryStatus.RETRYING.value, reason)
+    row = outbox.get(delivery_id)
+    assert (row.status, row.last_error) == (DeliveryStatus.RETRYING, reason)
+    assert_nothing_reached(server)
+
+    # The operator sets MAIL_CA_FILE and restarts the worker; the retry comes due.
+    smtp.tls_context.cache_clear()
+    fixed = tls_settings(settings, mode, server, mail_ca_file=str(ca.ca_file))
+    outbox.update(delivery_id, next_attempt_at=utcnow() - timedelta(seconds=1))
+    with create_worker_app(fixed).app_context():
+        assert deliver(delivery_id).status == DeliveryStatus.SENT.value
+    assert server.mailbox.wait_for(1)[0].envelope_to == ["susan@example.com"]
+    assert outbox.get(delivery_id).status == DeliveryStatus.SENT
 
 
 # --- delivered: trust comes from MAIL_CA_FILE or the system store ---------------------

@@ -81,7 +81,8 @@ def test_a_reset_goes_out_over_verified_starttls(web_app: Flask, worker: WorkerP
     assert smtp_server.mailbox.logins == [USER]  # the send logged in; the probe did not
     heard = smtp_server.mailbox.heard()
     assert heard[:2] == ["EHLO", "STARTTLS"] and heard.count("STARTTLS") == 2
-    assert [row.status for row in rows(web_app)] == ["sent"]
+    wait_until(lambda: [row.status for row in rows(web_app)] == ["sent"], 20,
+               "the row recorded sent")
 
 
 @pytest.mark.parametrize("relay_certificate", ["impostor"], indirect=True)
