@@ -7,6 +7,7 @@ Tests build `Settings` from a plain mapping instead of touching `os.environ`.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -225,6 +226,23 @@ class Settings:
             )
         if self.outbox_relay_interval <= 0 or self.outbox_stale_after <= 0:
             raise ConfigError("OUTBOX_RELAY_INTERVAL and OUTBOX_STALE_AFTER must be positive")
+
+    def check_mail_security(self) -> None:
+        """Refuse a relay password that would cross the network in clear, and a private CA
+        the worker could not load (every TLS connection would fail, one email at a time)."""
+        encrypted = self.mail_use_tls or self.mail_use_ssl
+        if self.mail_username and not encrypted and not self.mail_allow_plaintext_auth:
+            raise ConfigError(
+                "MAIL_USERNAME is set but MAIL_USE_TLS and MAIL_USE_SSL are off: the SMTP "
+                "password would be sent in clear; turn TLS on, or set "
+                "MAIL_ALLOW_PLAINTEXT_AUTH=true for a relay on a trusted network"
+            )
+        if self.mail_ca_file:
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(self.mail_ca_file)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise ConfigError(f"MAIL_CA_FILE={self.mail_ca_file} is not a readable PEM "
+                                  f"CA bundle ({type(exc).__name__})") from None
 
     @property
     def allowed_hosts(self) -> list[str] | None:

@@ -13,7 +13,7 @@ from shared.celery_factory import make_celery
 from shared.config import Settings
 from shared.contract import EMAIL_QUEUE, RELAY_OUTBOX
 from shared.database import db
-from worker import lifecycle, task_log
+from worker import lifecycle, smtp_probe, task_log
 
 mail = Mail()
 TEMPLATES = Path(__file__).parent / "templates"
@@ -24,6 +24,7 @@ def create_worker_app(settings: Settings | None = None) -> Flask:
     settings.check_secret_key()
     settings.check_link_settings()
     settings.check_delivery_timing()
+    settings.check_mail_security()
     app = Flask("worker", template_folder=str(TEMPLATES))
     app.config.from_mapping(settings.flask_config())
     db.init_app(app)
@@ -45,6 +46,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery.set_default()
     app.extensions["celery"] = celery
     lifecycle.connect(app)
+    smtp_probe.connect(celery, settings)
     task_log.connect()
     return celery
 

@@ -1,9 +1,15 @@
 """Entry module: `celery -A worker.celery_app:celery_app worker -Q email`.
 
 The Flask object is deliberately not called `app`: `celery -A` would pick it first.
+Settings that are not safe to run stop the process with one line saying which, not a
+traceback.
 """
 
+from shared.config import ConfigError
 from worker.app import create_worker_app
 
-flask_app = create_worker_app()
+try:
+    flask_app = create_worker_app()
+except ConfigError as exc:
+    raise SystemExit(f"worker refused to start: {exc}") from None
 celery_app = flask_app.extensions["celery"]

@@ -4,6 +4,11 @@ It can misbehave on purpose: refuse DATA with a reply (`reply`, e.g. "451 try la
 refuse one recipient at RCPT (`rcpt_replies`), or commit a message and then take its
 time to say so (`reply_delay`, or `reply_delays` for one recipient), which is the window
 where a client that dies has sent an email without knowing it.
+
+It can speak TLS: `starttls=` a server context (STARTTLS required before anything else)
+or `implicit_tls=` one (TLS from the first byte). It accepts any AUTH, also in clear (the
+client decides whether to send it), and keeps every line the client sent (`heard`), so a
+test can say that no AUTH, MAIL or DATA ever reached it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import email
 import email.policy
 import re
+import ssl
 import threading
 import time
 from collections import Counter
@@ -19,7 +25,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 LINK = re.compile(r"https?://[^\s\"<>]+/reset_password/[A-Za-z0-9._\-]+")
 
@@ -58,7 +64,26 @@ class Mailbox:
     reply_delays: dict[str, float] = field(default_factory=dict)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     refused: list[tuple[float, str]] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
+    wire: bytearray = field(default_factory=bytearray)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hear(self, data: bytes) -> None:
+        with self._lock:
+            self.wire += data
+
+    def heard(self) -> list[str]:
+        """The command verbs the client sent, in order (after TLS: decrypted)."""
+        with self._lock:
+            lines = bytes(self.wire).splitlines()
+        return [line.split(b" ", 1)[0].upper().decode(errors="replace") for line in lines if line]
+
+    def authenticate(self, server: SMTP, session: Session, envelope: Envelope,
+                     mechanism: str, auth_data: object) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        with self._lock:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=True)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
@@ -126,16 +151,36 @@ class Mailbox:
         return sum(count - 1 for count in counts.values())
 
 
+class _ListeningSMTP(SMTP):
+    """aiosmtpd's server, telling the mailbox every byte the client sends it."""
+
+    def data_received(self, data: bytes) -> None:
+        self.event_handler.hear(data)
+        super().data_received(data)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _ListeningSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class SmtpServer:
     """aiosmtpd on a fixed port; `stop()` then `start()` again is an outage and a return."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, starttls: ssl.SSLContext | None = None,
+                 implicit_tls: ssl.SSLContext | None = None) -> None:
         self.mailbox = Mailbox()
         self.port = port
+        self.starttls = starttls
+        self.implicit_tls = implicit_tls
         self.controller: Controller | None = None
 
     def start(self) -> SmtpServer:
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        tls: dict[str, object] = (
+            {"tls_context": self.starttls, "require_starttls": True} if self.starttls else {})
+        self.controller = _Controller(
+            self.mailbox, hostname="127.0.0.1", port=self.port, ssl_context=self.implicit_tls,
+            authenticator=self.mailbox.authenticate, auth_require_tls=False, **tls)
         self.controller.start()
         return self
 
