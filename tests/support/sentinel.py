@@ -92,7 +92,7 @@ class SentinelGroup:
               == "up", 20, "the replica in sync with the master")
         for port in self.sentinel_ports:
             self.sentinels.append(self._start_sentinel(port, master))
-        _wait(self._sentinels_see_each_other, 30, "every Sentinel knowing its peers and the replica")
+        _wait(self._sentinels_see_each_other, 30, "every Sentinel knowing its peers and replica")
         return self
 
     def _start_data_node(self, port: int, replica_of: int | None = None) -> None:
@@ -151,6 +151,13 @@ class SentinelGroup:
         process.kill()
         process.wait(timeout=10)
         return killed
+
+    def kill_data_nodes(self) -> None:
+        """SIGKILL the master and the replica: Redis gone, nothing to fail over to."""
+        while self.data:
+            _, process = self.data.popitem()
+            process.kill()
+            process.wait(timeout=10)
 
     def wait_for_failover(self, timeout: float = 30) -> float:
         """Until every Sentinel names a new master and it acts as one; returns that time."""
