@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from shared.config import ConfigError, Settings
@@ -89,10 +91,13 @@ def sentinel_address(url: str) -> SentinelAddress | None:
 
 
 def sentinel_kwargs(settings: Settings, options: dict[str, Any]) -> dict[str, Any]:
-    """How to connect to the Sentinels themselves: their own password (never the master's)
-    and the same socket timeouts as the master, which redis-py drops once this is given."""
+    """How to connect to the Sentinels themselves: their own password (never the master's),
+    the same socket timeouts as the master (redis-py drops them once this is given), and no
+    retries: the next Sentinel is the retry. redis-py's default, three retries with
+    backoff, made every health check wait about 3.5 s while one Sentinel was down."""
     socket_options = {key: value for key, value in options.items() if key.startswith("socket_")}
-    return {**socket_options, "username": None, "password": settings.redis_sentinel_password}
+    return {**socket_options, "username": None, "password": settings.redis_sentinel_password,
+            "retry": Retry(NoBackoff(), 0)}
 
 
 class SentinelMasterClient(redis.Redis):

@@ -65,18 +65,18 @@ class SentinelGroup:
         parts = [f"sentinel://{auth}127.0.0.1:{port}" for port in self.sentinel_ports]
         return ";".join(parts) + f"/{db}"
 
-    def env(self) -> dict[str, str]:
-        env = {"REDIS_URL": self.url(), "REDIS_SENTINEL_MASTER": self.master_name}
+    def env(self, db: int = 0) -> dict[str, str]:
+        env = {"REDIS_URL": self.url(db), "REDIS_SENTINEL_MASTER": self.master_name}
         if self.sentinel_password:
             env["REDIS_SENTINEL_PASSWORD"] = self.sentinel_password
         return env
 
-    def data_client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, password=self.password, socket_timeout=5,
+    def data_client(self, port: int, db: int = 0) -> redis.Redis:
+        return redis.Redis(port=port, db=db, password=self.password, socket_timeout=5,
                            socket_connect_timeout=2)
 
-    def master(self) -> redis.Redis:
-        return self.data_client(self.master_port)
+    def master(self, db: int = 0) -> redis.Redis:
+        return self.data_client(self.master_port, db)
 
     def sentinel_client(self, port: int) -> redis.Redis:
         return redis.Redis(port=port, password=self.sentinel_password, socket_timeout=2,
@@ -151,6 +151,11 @@ class SentinelGroup:
         process.kill()
         process.wait(timeout=10)
         return killed
+
+    def kill_sentinel(self, index: int) -> None:
+        process = self.sentinels[index]
+        process.kill()
+        process.wait(timeout=10)
 
     def kill_data_nodes(self) -> None:
         """SIGKILL the master and the replica: Redis gone, nothing to fail over to."""
