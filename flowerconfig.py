@@ -101,10 +101,12 @@ class RedisSentinel(broker.RedisSentinel):  # type: ignore[misc]
         # Flower passes the URL of the first Sentinel only; the broker URL has them all.
         address = sentinel_address(celery_app.conf.broker_url)
         assert address is not None
-        timeouts: dict[str, object] = {"socket_timeout": self.socket_timeout,
-                    "socket_connect_timeout": self.socket_connect_timeout}
-        # No retries, as Flower does: the next Sentinel, the next scrape, are the retry.
-        timeouts["retry"] = Retry(NoBackoff(), 0)
+        timeouts: dict[str, object] = {
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_connect_timeout,
+            # No retries, as Flower's own: the next Sentinel, the next page, are the retry.
+            "retry": Retry(NoBackoff(), 0),
+        }
         sentinel = Sentinel(address.sentinels, **timeouts, sentinel_kwargs={
             **(broker_options.get("sentinel_kwargs") or {}), **timeouts})
         client = sentinel.master_for(self.master_name, redis_class=SentinelMaster,

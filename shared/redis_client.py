@@ -15,6 +15,7 @@ failover every client asks the Sentinels again and follows the new master.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -57,8 +58,11 @@ def is_sentinel_url(url: str) -> bool:
     return url.partition("://")[0].strip().lower() == SENTINEL_SCHEME
 
 
+@lru_cache(maxsize=8)
 def sentinel_address(url: str) -> SentinelAddress | None:
-    """The Sentinels a `sentinel://` REDIS_URL names; None for a plain Redis URL."""
+    """The Sentinels a `sentinel://` REDIS_URL names; None for a plain Redis URL.
+
+    Parsed once per URL: /healthz and /metrics ask on every request."""
     if not is_sentinel_url(url):
         return None
     sentinels: list[tuple[str, int]] = []
