@@ -51,6 +51,7 @@ def test_a_channel_left_open_when_redis_died_fails_as_a_lost_connection(
         message.ack()  # the send ended after the connection was lost
 
 
+@pytest.mark.integration
 def test_behind_sentinel_a_channel_left_open_when_redis_died_fails_alike(
         sentinel_group: SentinelGroup):
     """The same collect, on kombu's Sentinel channel: master and replica both dead."""

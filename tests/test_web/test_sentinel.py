@@ -22,6 +22,8 @@ from shared.database import db
 from shared.models import EmailDelivery
 from web import create_app
 
+pytestmark = pytest.mark.integration
+
 TOKEN = "metrics-token-0123456789"
 
 
