@@ -11,7 +11,9 @@ flags, and before it starts serving. It enforces two rules:
   `/healthcheck`, as exempt); Prometheus scrapes it with the same credentials
   (`basic_auth` in the scrape config). `/healthcheck` stays open: it says only "OK".
 
-It also reads the broker with kombu's own Redis transport, so that the Broker page works.
+It also reads the broker with kombu's own Redis transport, so that the Broker page works,
+and, behind Redis Sentinel, finds the master through every Sentinel in REDIS_URL and reads
+the broker's database (Flower's own client asks only the first Sentinel, for database 0).
 """
 
 from __future__ import annotations
@@ -20,8 +22,15 @@ import os
 
 import tornado.web
 from flower import urls
+from flower.utils import broker
 from flower.views.monitor import Metrics
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
 from tornado.options import options
+
+from shared.redis_client import sentinel_address
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -74,9 +83,47 @@ def _read_the_broker_with_kombus_transport() -> None:
     celery_app.conf.broker_transport = None
 
 
+class SentinelMaster(Redis):
+    """The master's client; Flower closes it after each read, and with it the Sentinels'."""
+
+    sentinel: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for node in self.sentinel.sentinels if self.sentinel else ():
+            await node.aclose()
+
+
+class RedisSentinel(broker.RedisSentinel):  # type: ignore[misc]
+    def _get_redis_client(self, broker_options: dict, broker_use_ssl: object) -> Redis:
+        from worker.celery_app import celery_app
+
+        # Flower passes the URL of the first Sentinel only; the broker URL has them all.
+        address = sentinel_address(celery_app.conf.broker_url)
+        assert address is not None
+        timeouts: dict[str, object] = {
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_connect_timeout,
+            # No retries, as Flower's own: the next Sentinel, the next page, are the retry.
+            "retry": Retry(NoBackoff(), 0),
+        }
+        sentinel = Sentinel(address.sentinels, **timeouts, sentinel_kwargs={
+            **(broker_options.get("sentinel_kwargs") or {}), **timeouts})
+        client = sentinel.master_for(self.master_name, redis_class=SentinelMaster,
+                                     db=address.db, username=address.username,
+                                     password=address.password)
+        client.sentinel = sentinel
+        return client
+
+
+def _read_sentinel_brokers_through_every_sentinel() -> None:
+    broker.RedisSentinel = RedisSentinel  # what flower.utils.broker.Broker builds
+
+
 _check_authentication()
 _protect_metrics()
 _read_the_broker_with_kombus_transport()
+_read_sentinel_brokers_through_every_sentinel()
 
 # Not set: purge_offline_workers. Flower counts the web tier's task-sent events under the
 # web process's name, which is never an online worker, so purging would wipe those

@@ -8,7 +8,9 @@ No task is ever scheduled with a countdown or an ETA: on Redis those are held
 unacknowledged by a worker and redelivered, again and again, each time the visibility
 timeout passes. Retries live in the outbox instead (see worker/relay.py). On Redis, kombu's
 transport comes with one fix (shared/redis_transport.py): a worker that loses Redis in the
-middle of a send reconnects instead of exiting.
+middle of a send reconnects instead of exiting. Behind Redis Sentinel (a `sentinel://`
+REDIS_URL, see shared/redis_client.py) the same fix applies, and kombu asks the Sentinels
+for the master whenever it connects, so a failover is a lost connection like any other.
 
 Throughput (`make bench`, 2 cores, prefork): an email task waits on SQLite or PostgreSQL,
 on the SMTP server's replies and on the pool's parent for its next message for about as
@@ -33,15 +35,35 @@ from celery import Celery
 
 from shared.config import Settings
 from shared.contract import EMAIL_QUEUE, TASK_ROUTES
+from shared.redis_client import sentinel_address, sentinel_kwargs
 
 REDIS_SCHEMES = ("redis", "rediss")
 REDIS_TRANSPORT = "shared.redis_transport:Transport"
+SENTINEL_TRANSPORT = "shared.redis_transport:SentinelTransport"
 
 
 def broker_transport(broker_url: str) -> str | None:
-    """The transport for a broker URL: ours for Redis, else the one its scheme names."""
+    """The transport for a broker URL: ours for Redis and Sentinel, else the one its
+    scheme names."""
     scheme = broker_url.partition("://")[0].lower()
+    if scheme == "sentinel":
+        return SENTINEL_TRANSPORT
     return REDIS_TRANSPORT if scheme in REDIS_SCHEMES else None
+
+
+def broker_url(settings: Settings) -> str:
+    """REDIS_URL, with every part of a Sentinel URL naming the same database and login."""
+    address = sentinel_address(settings.redis_url)
+    return address.kombu_url() if address else settings.redis_url
+
+
+def with_sentinel(settings: Settings, options: dict[str, Any]) -> dict[str, Any]:
+    """Transport options plus, behind Sentinel, the master's name and how to reach the
+    Sentinels (their password; the master's comes from the URL)."""
+    if sentinel_address(settings.redis_url) is None:
+        return options
+    return {**options, "master_name": settings.redis_sentinel_master,
+            "sentinel_kwargs": sentinel_kwargs(settings, options)}
 
 
 def restore_interval(settings: Settings) -> int:
@@ -69,9 +91,9 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "health_check_interval": 10,
     }
     return {
-        "broker_url": settings.redis_url,
+        "broker_url": broker_url(settings),
         "broker_transport": broker_transport(settings.redis_url),
-        "broker_transport_options": transport_options,
+        "broker_transport_options": with_sentinel(settings, transport_options),
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 2,
         "task_ignore_result": True,
@@ -121,7 +143,8 @@ def publisher_settings(settings: Settings) -> dict[str, Any]:
         "interval_max": 0.1,
         "connect_retries_timeout": timeout,
     }
-    return {"broker_transport_options": options, "broker_connection_timeout": timeout}
+    return {"broker_transport_options": with_sentinel(settings, options),
+            "broker_connection_timeout": timeout}
 
 
 def make_celery(settings: Settings, main: str, publisher_only: bool = False,

@@ -17,6 +17,8 @@ and the acknowledgement are logged and skipped, the consumer reconnects, and Red
 the unacknowledged messages out again after the visibility timeout, where the outbox
 claim turns them into no-ops for emails already sent.
 
+The same holds behind Redis Sentinel (`sentinel://`), whose channel asks the Sentinels for
+the master only after reading the same connection parameters: `SentinelTransport`.
 Selected with Celery's `broker_transport` (see shared/celery_factory.py).
 """
 
@@ -32,18 +34,37 @@ class DetachedChannelError(RedisConnectionError):
     """The channel's broker connection was closed or collected: nothing left to reach."""
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
+class DetachedChannelGuard:
+    """For a kombu Redis channel class: no new connection pool once it is detached."""
+
+    connection: Any
+
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         """Where a new connection pool connects: nowhere, once the transport is detached."""
         transport = self.connection  # None once the channel itself is closed
         if transport is None or transport.client is None:
             raise DetachedChannelError(
                 "Redis channel used after its broker connection was closed")
-        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
+        params: dict[str, Any] = super()._connparams(  # type: ignore[misc]
+            asynchronous=asynchronous)
         return params
+
+
+class Channel(DetachedChannelGuard, kombu_redis.Channel):  # type: ignore[misc]
+    pass
 
 
 class Transport(kombu_redis.Transport):  # type: ignore[misc]
     """`broker_transport = "shared.redis_transport:Transport"`."""
 
     Channel = Channel
+
+
+class SentinelChannel(DetachedChannelGuard, kombu_redis.SentinelChannel):  # type: ignore[misc]
+    pass
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):  # type: ignore[misc]
+    """`broker_transport = "shared.redis_transport:SentinelTransport"`."""
+
+    Channel = SentinelChannel

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from support.databases import PostgresServer
 from support.factories import make_user
 from support.redis_db import ClaimedRedis
+from support.sentinel import SentinelGroup, sentinel_missing
 
 from shared.config import Settings
 from shared.database import db
@@ -96,6 +97,21 @@ def standalone_redis() -> Iterator[ClaimedRedis | None]:
     claimed = ClaimedRedis(url).claim()
     yield claimed
     claimed.release()
+
+
+@pytest.fixture
+def sentinel_group() -> Iterator[SentinelGroup]:
+    """A master, a replica and three Sentinels of this test's own, each side with its own
+    password; the test may kill the master."""
+    missing = sentinel_missing()
+    if missing:
+        print(f"skipped: {missing}")
+        pytest.skip(missing)
+    group = SentinelGroup(password="data-node-password", sentinel_password="sentinel-password")
+    try:
+        yield group.start()
+    finally:
+        group.stop()
 
 
 @pytest.fixture

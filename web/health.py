@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from shared.contract import EMAIL_QUEUE
 from shared.database import db
 from shared.outbox_watch import watch_outbox
+from shared.redis_client import redis_client
 
 bp = Blueprint("health", __name__)
 
@@ -36,7 +37,7 @@ def _check_database() -> str:
 
 def _check_broker() -> tuple[str, int | None]:
     settings = current_app.config["SETTINGS"]
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+    client = redis_client(settings, socket_timeout=1, socket_connect_timeout=1)
     try:
         client.ping()
         return "ok", int(client.llen(EMAIL_QUEUE))

@@ -25,12 +25,13 @@ from shared.contract import EMAIL_QUEUE
 from shared.database import db
 from shared.models import DeliveryStatus, EmailDelivery
 from shared.outbox_watch import watch_outbox
+from shared.redis_client import redis_client
 
 bp = Blueprint("metrics", __name__)
 
 
-def _queue_length(redis_url: str) -> int | None:
-    client = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
+def _queue_length(settings: Settings) -> int | None:
+    client = redis_client(settings, socket_timeout=1, socket_connect_timeout=1)
     try:
         return int(client.llen(EMAIL_QUEUE))
     except redis.RedisError:
@@ -46,7 +47,7 @@ class OutboxCollector(Collector):
         self.settings = settings
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        queue_length = _queue_length(self.settings.redis_url)
+        queue_length = _queue_length(self.settings)
         yield GaugeMetricFamily("microblog_broker_up", "1 if Redis answered this scrape",
                                 value=int(queue_length is not None))
         if queue_length is not None:

@@ -1,4 +1,5 @@
-"""Rate limits, with Flask-Limiter on Redis (the broker's REDIS_URL unless told otherwise).
+"""Rate limits, with Flask-Limiter on Redis (the broker's REDIS_URL unless told otherwise,
+Sentinel included: see shared/redis_client.py).
 
 - Reset requests, per client IP and per normalized address. Over either limit the visitor
   sees exactly what everyone sees: the request is recorded and published like any other,
@@ -25,6 +26,7 @@ from limits import parse_many
 
 from shared.config import ConfigError, Settings
 from shared.emails import normalize_email
+from shared.redis_client import limiter_storage_options, limiter_storage_uri
 
 LIMIT_SETTINGS = (
     "ratelimit_reset_request_per_ip",
@@ -33,11 +35,12 @@ LIMIT_SETTINGS = (
     "ratelimit_register_per_ip",
 )
 
+# A dead Redis must cost a request little: fail fast, then use memory for a while.
+STORAGE_TIMEOUTS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+
 limiter = Limiter(
     key_func=get_remote_address,
     strategy="sliding-window-counter",
-    # A dead Redis must cost a request little: fail fast, then use memory for a while.
-    storage_options={"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
     in_memory_fallback_enabled=True,
     swallow_errors=True,
     # Count every limit on every request, breached or not: the same work either way.
@@ -55,6 +58,12 @@ def init_rate_limits(app: Flask, settings: Settings) -> None:
             parse_many(value)
         except ValueError as exc:
             raise ConfigError(f"{name.upper()} is not a rate limit: {value!r}") from exc
+    app.config["RATELIMIT_STORAGE_URI"] = limiter_storage_uri(settings)
+    # Flask-Limiter adds each app's options to those of the apps before it (one limiter
+    # object per process; tests build many apps): start each app from its own options.
+    limiter._storage_options.clear()
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = limiter_storage_options(settings,
+                                                                      **STORAGE_TIMEOUTS)
     limiter.init_app(app)
 
 

@@ -27,6 +27,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.database import db
 from shared.models import EmailDelivery, UTCDateTime
+from shared.redis_client import redis_client
 from worker.outbox import claimable
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,8 @@ def _bucket(settings: Settings) -> SendRate:
     """This process's view of the bucket (built after the prefork, on first use)."""
     bucket = current_app.extensions.get("send_rate")
     if bucket is None:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5,
-                                      socket_connect_timeout=0.5)
+        # Behind Sentinel the client's pool asks the Sentinels again after a failover.
+        client = redis_client(settings, socket_timeout=0.5, socket_connect_timeout=0.5)
         bucket = SendRate(client, settings.email_send_rate or 0.0)
         current_app.extensions["send_rate"] = bucket
     return bucket  # type: ignore[no-any-return]

@@ -1,13 +1,15 @@
 """The Redis transport: a channel cut off from its broker connection fails as a lost
-connection, which Celery recovers from, instead of with AttributeError, which it does not."""
+connection, which Celery recovers from, instead of with AttributeError, which it does not;
+on plain Redis and behind Redis Sentinel."""
 
 from __future__ import annotations
 
 import fakeredis
 import pytest
 from kombu import Connection, Exchange, Message, Producer, Queue
+from support.sentinel import SentinelGroup
 
-from shared.redis_transport import Transport
+from shared.redis_transport import SentinelTransport, Transport
 
 URL = "redis://127.0.0.1:6379/0"
 
@@ -47,3 +49,24 @@ def test_a_channel_left_open_when_redis_died_fails_as_a_lost_connection(
         tasks.close()  # puts the unacknowledged message back: Redis is not there
     with pytest.raises(Transport.connection_errors):
         message.ack()  # the send ended after the connection was lost
+
+
+@pytest.mark.integration
+def test_behind_sentinel_a_channel_left_open_when_redis_died_fails_alike(
+        sentinel_group: SentinelGroup):
+    """The same collect, on kombu's Sentinel channel: master and replica both dead."""
+    connection = Connection(sentinel_group.url(), transport=SentinelTransport,
+                            transport_options={"master_name": sentinel_group.master_name,
+                                               "sentinel_kwargs": {
+                                                   "password": sentinel_group.sentinel_password},
+                                               "socket_timeout": 2})
+    tasks, message = reserve_a_task(connection)
+    control = connection.channel()
+    Queue("w1.pidbox", Exchange("pidbox", "fanout"), auto_delete=True)(control).declare()
+    sentinel_group.kill_data_nodes()  # master and replica: nowhere to fail over to
+
+    connection.collect()
+    with pytest.raises(SentinelTransport.connection_errors):
+        tasks.close()
+    with pytest.raises(SentinelTransport.connection_errors):
+        message.ack()

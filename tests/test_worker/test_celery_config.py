@@ -6,7 +6,13 @@ import ssl
 
 import pytest
 
-from shared.celery_factory import REDIS_TRANSPORT, celery_settings, make_celery, publisher_settings
+from shared.celery_factory import (
+    REDIS_TRANSPORT,
+    SENTINEL_TRANSPORT,
+    celery_settings,
+    make_celery,
+    publisher_settings,
+)
 from shared.config import ConfigError, Settings
 from worker.app import create_worker_app
 
@@ -92,7 +98,7 @@ def test_redis_py_does_not_retry_under_kombu():
 @pytest.mark.parametrize("url, transport", [
     ("redis://127.0.0.1:6379/0", REDIS_TRANSPORT),
     ("rediss://:secret@cache.example.com:6380/0?ssl_cert_reqs=required", REDIS_TRANSPORT),
-    ("sentinel://127.0.0.1:26379/0", None),
+    ("sentinel://127.0.0.1:26379/0", SENTINEL_TRANSPORT),
 ])
 def test_redis_brokers_use_the_transport_that_survives_losing_redis_mid_send(url, transport):
     assert celery_settings(Settings(redis_url=url))["broker_transport"] == transport
