@@ -17,6 +17,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     bindparam,
+    delete,
+    or_,
     select,
     true,
     update,
@@ -148,6 +150,20 @@ class LoginSession(db.Model):  # type: ignore[name-defined,misc]
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # A summary such as "Firefox on Linux", for the account page; never the full header.
     user_agent: Mapped[str] = mapped_column(String(64))
+
+    @classmethod
+    def purge_ended(cls, now: datetime) -> int:
+        """Delete the rows of sign-ins that ran out or that a version bump ended; return
+        how many. The caller commits (`flask sessions purge`, or a periodic sweep)."""
+        account_version = (
+            select(_users.c.session_version)
+            .where(_users.c.id == cls.user_id)
+            .scalar_subquery()
+        )
+        result = db.session.execute(
+            delete(cls).where(or_(cls.expires_at <= now, cls.session_version != account_version))
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
         return f"<LoginSession of user {self.user_id}>"

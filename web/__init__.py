@@ -64,8 +64,10 @@ def register_blueprints(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from web.cli import deliveries
+    from web.sessions_cli import sessions
 
     app.cli.add_command(deliveries)
+    app.cli.add_command(sessions)
 
 
 def configure_logging(app: Flask) -> None:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from flask import Flask, current_app, request, session
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from shared.clock import utcnow
@@ -126,18 +126,23 @@ def sign_out() -> None:
 
 
 def sign_out_everywhere(user: User) -> None:
-    """End every sign-in of the account, on every device, this one included."""
+    """End every sign-in of the account, on every device, this browser included."""
+    end_every_sign_in(user.id)
+    _empty_session()
+    logout_user()
+
+
+def end_every_sign_in(user_id: int) -> None:
+    """Every session and remember-me cookie of the account stops working, now."""
     db.session.execute(
         update(User)
-        .where(User.id == user.id)
+        .where(User.id == user_id)
         .values(session_version=User.session_version + 1)
         .execution_options(synchronize_session=False)
     )
-    forget_sign_ins(user.id)
+    forget_sign_ins(user_id)
     db.session.commit()
-    log.info("signed out everywhere user=%s", user.id)
-    _empty_session()
-    logout_user()
+    log.info("signed out everywhere user=%s", user_id)
 
 
 def forget_sign_ins(user_id: int) -> None:
@@ -162,17 +167,9 @@ def sign_ins_of(user: User) -> list[LoginSession]:
 
 def purge_ended_sign_ins() -> int:
     """Delete the rows of every sign-in that ran out or was ended by a version bump."""
-    now = utcnow()
-    account_version = (
-        select(User.session_version).where(User.id == LoginSession.user_id).scalar_subquery()
-    )
-    result = db.session.execute(
-        delete(LoginSession).where(
-            or_(_ended(now), LoginSession.session_version != account_version)
-        )
-    )
+    purged = LoginSession.purge_ended(utcnow())
     db.session.commit()
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return purged
 
 
 def _ended(now: datetime) -> ColumnElement[bool]:

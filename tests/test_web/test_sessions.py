@@ -402,3 +402,32 @@ def test_malformed_tokens_load_nobody(app: Flask, value: str):
 def test_an_unknown_well_formed_token_loads_nobody(app: Flask, user: User):
     with app.test_request_context():
         assert load_user("a" * 43) is None
+
+
+# Operator commands.
+
+def test_the_purge_command_deletes_only_ended_sign_ins(app: Flask, user: User):
+    live, ended = signed_in(app), signed_in(app)
+    ended.post("/logout")  # its row is gone already; expire another one
+    expired = signed_in(app)
+    token = session_of(expired)["_user_id"]
+    with app.app_context():
+        db.session.execute(update(LoginSession)
+                           .where(LoginSession.id == hashlib.sha256(token.encode()).hexdigest())
+                           .values(expires_at=utcnow() - timedelta(minutes=1)))
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["sessions", "purge"])
+    assert result.exit_code == 0, result.output
+    assert "Purged 1 ended sign-in(s)." in result.output
+    assert sign_in_count(app) == 1
+    assert live.get(PROFILE).status_code == 200
+
+
+def test_the_end_command_signs_an_account_out_everywhere(app: Flask, user: User):
+    laptop, closed_browser = signed_in(app), remember_cookie_only(app)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["sessions", "end", "susan"])
+    assert result.exit_code == 0, result.output
+    assert signed_out(laptop) and signed_out(closed_browser)
+    unknown = runner.invoke(args=["sessions", "end", "nobody"])
+    assert unknown.exit_code == 1 and "No account has that username." in unknown.output
