@@ -49,7 +49,6 @@ def init_login_sessions(app: Flask, settings: Settings) -> None:
         raise ConfigError("SESSION_LIFETIME_HOURS must be a positive number of hours")
     lifetime = timedelta(hours=settings.session_lifetime_hours)
     app.config["REMEMBER_COOKIE_DURATION"] = lifetime
-    app.config["PERMANENT_SESSION_LIFETIME"] = lifetime
 
 
 def _lifetime() -> timedelta:
