@@ -1,4 +1,4 @@
-"""The tables both tiers read: accounts and the email outbox."""
+"""The tables both tiers read: accounts, their sign-ins and the email outbox."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     bindparam,
+    delete,
+    or_,
     select,
     true,
     update,
@@ -47,8 +49,9 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     Two counters make old credentials die: `reset_generation` is bumped each time a reset
     link is minted (and when one is spent), and a link is honoured only while it carries the
     current value, so the newest link wins and a used one is dead. `session_version` is
-    part of the id Flask-Login keeps in sessions and remember-me cookies; bumping it signs
-    out every browser at once.
+    copied into every `LoginSession` at sign-in, and a sign-in counts only while it holds
+    the current value: bumping it signs out every browser at once, including one whose
+    sign-in was being recorded at that very moment.
     """
 
     __tablename__ = "user"
@@ -73,9 +76,20 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
         """Flask-Login refuses to sign in an inactive account."""
         return bool(self.active)
 
+    # Equality is identity, as for any mapped object: UserMixin's compares `get_id()`,
+    # which only a signed-in user has.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
     def get_id(self) -> str:
-        """What sessions and remember-me cookies hold: the id and the session version."""
-        return f"{self.id}:{self.session_version or 0}"
+        """What the session and the remember-me cookie hold: the token of this browser's
+        `LoginSession`, set on the object when it signs in or is loaded through one (see
+        web/login_sessions.py). Never the account id: ending that sign-in ends both."""
+        token = self.__dict__.get("login_token")
+        if not isinstance(token, str):
+            raise RuntimeError("this account object was not signed in through a LoginSession")
+        return token
 
     @classmethod
     def find_for_reset(cls, email: str) -> Row[Any] | None:
@@ -113,6 +127,46 @@ _BUMP_RESET_GENERATION = (
     .values(reset_generation=_users.c.reset_generation + 1)
     .returning(_users.c.reset_generation)
 )
+
+
+class LoginSession(db.Model):  # type: ignore[name-defined,misc]
+    """One signed-in browser: its session cookie and its remember-me cookie hold a random
+    token, and this row its SHA-256 (`id`), so a copy of the table signs nobody in.
+
+    Deleting the row signs that browser out, whichever cookie it still has; deleting all of
+    an account's rows, with a bump of `User.session_version`, signs out every browser. A row
+    holds the session version of its sign-in and counts only while the account's is the same.
+    """
+
+    __tablename__ = "login_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("user.id", ondelete="CASCADE"), index=True
+    )
+    session_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # A summary such as "Firefox on Linux", for the account page; never the full header.
+    user_agent: Mapped[str] = mapped_column(String(64))
+
+    @classmethod
+    def purge_ended(cls, now: datetime) -> int:
+        """Delete the rows of sign-ins that ran out or that a version bump ended; return
+        how many. The caller commits (`flask sessions purge`, or a periodic sweep)."""
+        account_version = (
+            select(_users.c.session_version)
+            .where(_users.c.id == cls.user_id)
+            .scalar_subquery()
+        )
+        result = db.session.execute(
+            delete(cls).where(or_(cls.expires_at <= now, cls.session_version != account_version))
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"<LoginSession of user {self.user_id}>"
 
 
 class DeliveryKind(StrEnum):

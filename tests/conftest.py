@@ -196,7 +196,7 @@ class AuthActions:
         return self.client.post("/login", data={"username": username, "password": password})
 
     def logout(self):
-        return self.client.get("/logout")
+        return self.client.post("/logout")
 
 
 @pytest.fixture

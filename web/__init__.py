@@ -12,6 +12,7 @@ from shared.config import Settings
 from shared.database import db
 from web.extensions import csrf, login_manager, migrate, register_user_loader
 from web.log_redaction import install_log_redaction, log_exceptions_without_messages
+from web.login_sessions import init_login_sessions
 from web.rate_limits import init_rate_limits
 from web.security_headers import init_security_headers
 
@@ -41,6 +42,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     register_user_loader()
+    init_login_sessions(app, settings)
     init_rate_limits(app, settings)
     init_security_headers(app, settings)
     app.extensions["celery"] = make_celery(settings, "web", publisher_only=True)
@@ -62,8 +64,10 @@ def register_blueprints(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from web.cli import deliveries
+    from web.sessions_cli import sessions
 
     app.cli.add_command(deliveries)
+    app.cli.add_command(sessions)
 
 
 def configure_logging(app: Flask) -> None:

@@ -20,6 +20,7 @@ from shared.config import Settings
 from shared.database import db
 from shared.models import User
 from shared.tokens import InvalidResetToken, ResetClaims, read_reset_token
+from web.login_sessions import forget_sign_ins
 from web.notifications import publish_password_changed_notice, record_password_changed_notice
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def spend_reset_link(user: User, claims: ResetClaims, new_password: str) -> bool
         db.session.rollback()
         log.info("reset link refused reason=spent-concurrently user=%s", user.id)
         return False
+    forget_sign_ins(user.id)  # the session_version bump above already ended them
     notice = record_password_changed_notice(user.email)
     db.session.commit()
     log.info("password reset user=%s", user.id)

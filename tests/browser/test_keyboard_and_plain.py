@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from browser_kit import DESKTOP, PHONE, Look, Stack, settle_autofocus, shoot, tab_through
+from browser_kit import (
+    DESKTOP,
+    PASSWORD,
+    PHONE,
+    Look,
+    Stack,
+    settle_autofocus,
+    shoot,
+    tab_through,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -103,6 +112,34 @@ def test_whole_reset_by_keyboard_alone(live_stack: Stack, open_page):
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: not url.endswith("/login"))
     assert "Hi, keyboard-only!" in page.inner_text("h1")
+
+
+@pytest.mark.parametrize("look", [DESKTOP, PHONE], ids=lambda look: look.name)
+def test_signing_out_by_keyboard(look: Look, live_stack: Stack, open_page):
+    """Sign out is a form's button in the navigation: a tab stop with a focus ring, in
+    order between the profile link and the page, and Enter posts it."""
+    who = f"sign-out-keys-{look.name}"
+    live_stack.add_user(who)
+    page = open_page(look)
+    page.goto(live_stack.url + "/login")
+    page.fill("#username", who)
+    page.fill("#password", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: not url.endswith("/login"))
+
+    stops = tab_through(page)
+    names = [stop.name for stop in stops]
+    assert names[:4] == ["a:Skip to content", "a:Microblog", "a:Profile", "button:Sign out"]
+    assert stops[3].outline, "no visible focus ring on the sign-out button"
+    page.goto(live_stack.url + "/")
+    for _ in range(4):  # skip link, brand, profile, sign out
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Sign out"
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "Welcome to Microblog" in page.inner_text("h1")
+    page.goto(live_stack.url + f"/user/{who}")
+    assert "Sign In" in page.inner_text("h1"), "signed out: the profile asks to sign in"
 
 
 PLAIN_PAGES = ["/", "/login", "/reset_password_request"]

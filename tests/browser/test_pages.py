@@ -112,6 +112,17 @@ def own_profile(page: Any, stack: Stack, who: str) -> None:
     click_and_wait(page, "nav >> text=Profile")
 
 
+def sign_out_page(page: Any, stack: Stack, who: str) -> None:
+    """An old "Sign out" link or bookmark: a GET only offers the button."""
+    signed_in_home(page, stack, who)
+    page.goto(stack.url + "/logout")
+
+
+def signed_out_everywhere(page: Any, stack: Stack, who: str) -> None:
+    own_profile(page, stack, who)
+    click_and_wait(page, page.get_by_role("button", name="Sign out of all devices"))
+
+
 def expired_form(page: Any, stack: Stack, who: str) -> None:
     page.goto(stack.url + "/reset_password_request")
     page.context.clear_cookies()
@@ -150,6 +161,9 @@ SCENES = [
     Scene("link-expired", expired_link, "This link has expired", status=400),
     Scene("home-signed-in", signed_in_home, "Hi, ", signed_in=True),
     Scene("profile", own_profile, "profile-", signed_in=True),
+    Scene("sign-out", sign_out_page, "Sign out?", signed_in=True),
+    Scene("signed-out-everywhere", signed_out_everywhere, "Sign In", form=True,
+          flash="You are signed out on every device."),
     Scene("not-found", visit("/no/such/page"), "Not Found", status=404),
     Scene("form-expired", expired_form, "Form Expired", status=400),
     Scene("server-error", visit("/_test/server-error"), "Internal Server Error", status=500),
@@ -160,7 +174,7 @@ SCENES = [
 
 # Dark mode on the pages that show every colour: flashes of each kind, field errors, errors.
 DARK_SCENES = {"home", "login-failed", "reset-request-errors", "check-your-email",
-               "password-reset-done"}
+               "password-reset-done", "home-signed-in", "profile"}
 CASES = [pytest.param(scene, look, id=f"{scene.name}-{look.name}")
          for scene in SCENES for look in (DESKTOP, PHONE, DARK)
          if look is not DARK or scene.name in DARK_SCENES]

@@ -108,6 +108,6 @@ def test_forgotten_password_journey(look: Look, live_stack: Stack, open_page):
     click_and_wait(page, "#submit")
     assert f"Hi, {username}!" in page.inner_text("h1")
 
-    click_and_wait(page, page.get_by_role("link", name="Sign out").first)
+    click_and_wait(page, page.get_by_role("button", name="Sign out").first)  # a POST
     page.goto(email.reset_link)
     assert "This link is not valid" in page.inner_text("h1")

@@ -43,7 +43,7 @@ def test_a_user_resets_a_forgotten_password(web_app: Flask, worker: WorkerProces
     assert refused.headers["Location"] == "/login"
     accepted = submit(client, "/login", {"username": "susan", "password": NEW})
     assert accepted.headers["Location"] == "/index"
-    client.get("/logout")
+    submit(client, "/logout", {})
     assert client.get(link.path).status_code == 400  # the link worked once
 
 

@@ -1,5 +1,8 @@
 """Register, log in and out, and the two halves of a password reset.
 
+Signing out is a POST with the CSRF token (a GET only shows the button), so no other site
+can sign a visitor out; see web/login_sessions.py for what signing in and out end.
+
 The reset link's token never stays in the address bar: `GET /reset_password/<token>` checks
 it, keeps it in the (signed, HttpOnly) session and redirects to `/reset_password`, which
 serves the form, as Django does. A link that is already dead gets its clear page at once.
@@ -15,7 +18,7 @@ from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -27,6 +30,7 @@ from shared.models import User
 from shared.tokens import ExpiredResetToken, InvalidResetToken
 from web.auth import bp
 from web.auth.forms import LoginForm, RegistrationForm, ResetPasswordForm, ResetPasswordRequestForm
+from web.login_sessions import sign_in, sign_out, sign_out_everywhere
 from web.password_reset import request_password_reset
 from web.rate_limits import registrations, reset_request_admitted, token_attempts, token_posts
 from web.reset_links import open_reset_link, spend_reset_link
@@ -39,6 +43,7 @@ PASSWORD_RESET_MESSAGE = "Your password has been reset."
 REGISTRATION_REFUSED = "That username or email cannot be used. Please choose another."
 RESET_TOKEN_SESSION_KEY = "reset_token"
 FORM_PATH = "/reset_password"
+SIGNED_OUT_EVERYWHERE_MESSAGE = "You are signed out on every device."
 
 # Every auth page: never cached (reset pages hold or follow from a link; the rest hold forms).
 bp.after_request(no_store)
@@ -69,7 +74,7 @@ def login() -> ResponseReturnValue:
         if (
             user is None
             or not user.check_password(form.password.data or "")
-            or not login_user(user, remember=form.remember_me.data)  # False when inactive
+            or not sign_in(user, remember=bool(form.remember_me.data))  # False when inactive
         ):
             flash("Invalid username or password", "danger")
             return redirect(url_for("auth.login"))
@@ -77,10 +82,24 @@ def login() -> ResponseReturnValue:
     return render_template("auth/login.html", title="Sign In", form=form)
 
 
-@bp.route("/logout")
+@bp.route("/logout", methods=["GET", "POST"])
 def logout() -> ResponseReturnValue:
-    logout_user()
+    """POST signs this browser out; GET (an old link or bookmark) only offers the button."""
+    if request.method == "GET":
+        if not current_user.is_authenticated:
+            return redirect(url_for("main.index"))
+        return render_template("auth/logout.html", title="Sign Out")
+    sign_out()
     return redirect(url_for("main.index"))
+
+
+@bp.post("/logout/everywhere")
+@login_required
+def logout_everywhere() -> ResponseReturnValue:
+    """Every browser and device of the account, this one included, is signed out."""
+    sign_out_everywhere(current_user)
+    flash(SIGNED_OUT_EVERYWHERE_MESSAGE, "success")
+    return redirect(url_for("auth.login"))
 
 
 @bp.route("/register", methods=["GET", "POST"])
