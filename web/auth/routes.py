@@ -9,8 +9,6 @@ Scripts may still POST the new password to `/reset_password/<token>`.
 from __future__ import annotations
 
 import logging
-import secrets
-from functools import cache
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, session, url_for
@@ -18,12 +16,12 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from shared.contract import RESET_PASSWORD_PATH
 from shared.database import db
 from shared.emails import normalize_email
 from shared.models import User
+from shared.passwords import password_hashing
 from shared.tokens import ExpiredResetToken, InvalidResetToken
 from web.auth import bp
 from web.auth.forms import LoginForm, RegistrationForm, ResetPasswordForm, ResetPasswordRequestForm
@@ -51,28 +49,26 @@ def _safe_next(target: str | None) -> str:
     return url_for("main.index")
 
 
-@cache
-def _stand_in_hash() -> str:
-    """Checked against when the username is unknown, so that answer takes as long."""
-    return generate_password_hash(secrets.token_urlsafe(16))
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
+    """Known or unknown name, the same answer and one password check at the current cost."""
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(User.username == form.username.data))
+        username, password = form.username.data or "", form.password.data or ""
+        user = db.session.scalar(select(User).where(User.username == username))
         if user is None:
-            check_password_hash(_stand_in_hash(), form.password.data or "")
+            password_hashing().check_against_nobody(password)  # as long as a real check
         if (
             user is None
-            or not user.check_password(form.password.data or "")
+            or not user.check_password(password)
             or not login_user(user, remember=form.remember_me.data)  # False when inactive
         ):
             flash("Invalid username or password", "danger")
             return redirect(url_for("auth.login"))
+        if user.upgrade_password_hash(password):
+            db.session.commit()
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", title="Sign In", form=form)
 
@@ -95,7 +91,7 @@ def register() -> ResponseReturnValue:
     form = RegistrationForm()
     if form.validate_on_submit():
         email = normalize_email(form.email.data or "")
-        password_hash = generate_password_hash(form.password.data or "")
+        password_hash = password_hashing().hash(form.password.data or "")
         taken = db.session.scalar(
             select(User.id).where(or_(User.username == form.username.data, User.email == email))
         )
