@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import or_, select
@@ -24,9 +24,17 @@ from shared.models import User
 from shared.passwords import password_hashing
 from shared.tokens import ExpiredResetToken, InvalidResetToken
 from web.auth import bp
+from web.auth.device_cookies import device_for, remember_device
 from web.auth.forms import LoginForm, RegistrationForm, ResetPasswordForm, ResetPasswordRequestForm
 from web.password_reset import request_password_reset
-from web.rate_limits import registrations, reset_request_admitted, token_attempts, token_posts
+from web.rate_limits import (
+    count_failed_sign_in,
+    registrations,
+    reset_request_admitted,
+    sign_in_admitted,
+    token_attempts,
+    token_posts,
+)
 from web.reset_links import open_reset_link, spend_reset_link
 from web.security_headers import no_store
 
@@ -51,12 +59,16 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """Known or unknown name, the same answer and one password check at the current cost."""
+    """Known or unknown name, the same answers: the same page when refused, one password
+    check at the current cost when admitted, none at all when over a sign-in limit."""
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = LoginForm()
     if form.validate_on_submit():
         username, password = form.username.data or "", form.password.data or ""
+        if not sign_in_admitted(username, device_for(request, username)):
+            log.info("sign-in throttled ip=%s", request.remote_addr)
+            abort(429)
         user = db.session.scalar(select(User).where(User.username == username))
         if user is None:
             password_hashing().check_against_nobody(password)  # as long as a real check
@@ -65,11 +77,12 @@ def login() -> ResponseReturnValue:
             or not user.check_password(password)
             or not login_user(user, remember=form.remember_me.data)  # False when inactive
         ):
+            count_failed_sign_in()
             flash("Invalid username or password", "danger")
             return redirect(url_for("auth.login"))
         if user.upgrade_password_hash(password):
             db.session.commit()
-        return redirect(_safe_next(request.args.get("next")))
+        return remember_device(redirect(_safe_next(request.args.get("next"))), username)
     return render_template("auth/login.html", title="Sign In", form=form)
 
 
