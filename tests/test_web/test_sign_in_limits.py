@@ -13,10 +13,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from support.factories import PASSWORD, make_user
+from support.reset_links import link_path, mint_token
 from werkzeug.test import TestResponse
 
 from shared.config import ConfigError, Settings
 from shared.database import db
+from shared.models import User
 from web import create_app
 from web.auth.device_cookies import COOKIE_NAME, COOKIE_PATH
 from web.rate_limits import limiter
@@ -137,6 +139,23 @@ def test_a_device_cookie_buys_no_extra_guesses(settings: Settings, fake_broker):
     for _ in range(3):
         sign_in(thief, "other", WRONG)
     assert sign_in(browser_at(app, "10.2.7.3"), "other", WRONG).status_code == 429
+
+
+def test_a_password_reset_lets_a_new_browser_past_a_flooded_name(settings: Settings,
+                                                                 fake_broker):
+    app = build(settings, ratelimit_login_per_username="3 per 5 minutes")
+    for n in range(3):
+        sign_in(browser_at(app, f"10.2.12.{n}"), "susan", WRONG)
+    new_browser = browser_at(app, "10.2.13.1")
+    assert sign_in(new_browser).status_code == 429
+    with app.app_context():
+        user_id = db.session.scalar(db.select(User.id).where(User.username == "susan"))
+    new_password = "a brand new passphrase"
+    response = new_browser.post(link_path(mint_token(app, user_id)),
+                                data={"password": new_password, "password2": new_password})
+    assert response.headers["Location"] == "/login"
+    assert signed_in(sign_in(new_browser, "susan", new_password))
+    assert sign_in(browser_at(app, "10.2.13.2"), "susan", new_password).status_code == 429
 
 
 def test_one_ips_flood_leaves_other_ips_alone(settings: Settings, fake_broker):

@@ -5,7 +5,8 @@ keyed hash) and a random nonce. While it holds one for the name being tried, the
 exempt from the per-name limit and counts against the nonce instead (web/rate_limits.py):
 a stranger who floods a name cannot lock its owner out of a browser they already use, and
 a stolen cookie is worth no more guesses than the per-name limit allows. Every successful
-sign-in replaces the cookie with a fresh nonce.
+sign-in replaces the cookie with a fresh nonce. So does spending a reset link: the
+emailed link vouches for the browser, which can then sign in while the name is flooded.
 """
 
 from __future__ import annotations

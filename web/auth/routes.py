@@ -184,7 +184,9 @@ def _new_password_form(token: str) -> ResponseReturnValue:
             return _invalid_link(InvalidResetToken("spent concurrently"))
         session.pop(RESET_TOKEN_SESSION_KEY, None)
         flash(PASSWORD_RESET_MESSAGE, "success")
-        return redirect(url_for("auth.login"))
+        # The emailed link vouches for this browser: it signs in even while strangers are
+        # throttled for guessing at the name (see device_cookies).
+        return remember_device(redirect(url_for("auth.login")), user.username)
     return render_template("auth/reset_password.html", title="Set New Password", form=form)
 
 
