@@ -80,7 +80,8 @@ def flood(port: int, deadline: float, answers: Counter[int]) -> None:
 def run(limits_on: bool, seconds: float, flooders: int, workdir: Path) -> None:
     port = free_port()
     env = {**os.environ, "APP_ENV": "development", "SECRET_KEY": "bench-" + "k" * 40,
-           "DATABASE_URL": f"sqlite:///{workdir / 'flood.db'}", "REDIS_URL": "redis://127.0.0.1:1/0",
+           "DATABASE_URL": f"sqlite:///{workdir / 'flood.db'}",
+           "REDIS_URL": "redis://127.0.0.1:1/0",  # nothing is published: sign-ins only
            "RATELIMIT_ENABLED": str(limits_on).lower(), "RATELIMIT_STORAGE_URI": "memory://"}
     subprocess.run([sys.executable, "-c", "from web import create_app\nfrom shared.database import"
                     " db\napp = create_app()\nwith app.app_context(): db.create_all()"],
