@@ -18,7 +18,6 @@ from celery import Celery
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import insert
-from werkzeug.security import generate_password_hash
 
 from shared.celery_factory import make_celery
 from shared.clock import utcnow
@@ -26,6 +25,7 @@ from shared.config import Settings
 from shared.contract import SEND_PASSWORD_RESET, DeliveryPayload
 from shared.database import db
 from shared.models import DeliveryKind, EmailDelivery, User
+from shared.passwords import password_hashing
 from web import create_app, migrations_directory
 from web.publisher import publish_delivery
 
@@ -70,7 +70,8 @@ def address(prefix: str, index: int) -> str:
 
 
 def create_users(app: Flask, emails: Sequence[str]) -> None:
-    password_hash = generate_password_hash(secrets.token_urlsafe(16))
+    with app.app_context():
+        password_hash = password_hashing().hash(secrets.token_urlsafe(16))
     now = utcnow()
     rows = [
         {"username": email.partition("@")[0], "email": email, "password_hash": password_hash,

@@ -269,18 +269,17 @@ class Stack:
 
     def _seed_accounts(self) -> list[str]:
         """Registered addresses, all with one hash (hashing 64 passwords would take a while)."""
-        from werkzeug.security import generate_password_hash
-
         from shared.config import Settings
         from shared.database import db
         from shared.models import User
+        from shared.passwords import password_hashing
         from web import create_app
 
         app = create_app(Settings.from_env(self.env))
         logging.getLogger().setLevel(logging.WARNING)  # create_app set INFO; keep the report clean
-        password_hash = generate_password_hash("benchmark passphrase")
         addresses = [f"k{secrets.token_hex(4)}@example.com" for _ in range(KNOWN_ACCOUNTS)]
         with app.app_context():
+            password_hash = password_hashing().hash("benchmark passphrase")
             for address in addresses:
                 db.session.add(User(username=f"bench-{address[:9]}", email=address,
                                     password_hash=password_hash))

@@ -86,8 +86,8 @@ class Settings:
     mail_allow_plaintext_auth: bool = False
     # Sign-in throttling and password hashing.
     ratelimit_login_per_ip: str = "20 per 5 minutes; 100 per hour"
-    ratelimit_login_per_username: str = "10 per 5 minutes; 50 per hour"
-    password_hash_method: str = "scrypt:131072:8:1"
+    ratelimit_login_per_username: str = "10 per 5 minutes; 50 per hour; 100 per day"
+    password_hash_method: str = "argon2id:m=19456,t=2,p=1"  # shared/passwords.py
     # Server-side sessions (Flask-Session in Redis); None uses REDIS_URL.
     session_redis_url: str | None = None
     session_lifetime_hours: int = 24 * 14

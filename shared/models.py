@@ -25,10 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.orm import Mapped, mapped_column
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from shared.clock import utcnow
 from shared.database import db
+from shared.passwords import password_hashing
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -66,10 +66,28 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = password_hashing().hash(password)
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return password_hashing().verify(self.password_hash, password)
+
+    def upgrade_password_hash(self, password: str) -> bool:
+        """Hash a password just checked again if its hash is of an older scheme or cost.
+
+        One UPDATE on the hash that was checked: a password reset committed meanwhile keeps
+        its new password. True when the hash changed; the caller commits. Reset links minted
+        before it stop working, as after any change of the hash.
+        """
+        hashing = password_hashing()
+        if not hashing.needs_rehash(self.password_hash):
+            return False
+        result = db.session.execute(
+            update(User)
+            .where(User.id == self.id, User.password_hash == self.password_hash)
+            .values(password_hash=hashing.hash(password))
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     @property
     def is_active(self) -> bool:

@@ -27,10 +27,12 @@ from support.sentinel import SentinelGroup, sentinel_missing
 from shared.config import Settings
 from shared.database import db
 from shared.models import User
+from shared.passwords import PasswordHashing
 from web import create_app
 from worker.app import create_worker_app
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
+CHEAP_PASSWORD_HASH = "argon2id:m=8,t=1,p=1"
 
 
 def pytest_report_header() -> list[str]:
@@ -127,6 +129,8 @@ def settings(database_url: str) -> Settings:
         server_name="microblog.example.test",
         preferred_url_scheme="https",
         ratelimit_storage_uri="memory://",
+        # The smallest argon2id cost: the production cost stays in production.
+        password_hash_method=CHEAP_PASSWORD_HASH,
     )
 
 
@@ -202,6 +206,25 @@ class AuthActions:
 @pytest.fixture
 def auth(client: FlaskClient) -> AuthActions:
     return AuthActions(client)
+
+
+@pytest.fixture
+def password_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every password hashed or checked from here on, as "hash" or "verify", in order."""
+    calls: list[str] = []
+    real_hash, real_verify = PasswordHashing.hash, PasswordHashing.verify
+
+    def hash_(self: PasswordHashing, password: str) -> str:
+        calls.append("hash")
+        return real_hash(self, password)
+
+    def verify(self: PasswordHashing, stored: str, password: str) -> bool:
+        calls.append("verify")
+        return real_verify(self, stored, password)
+
+    monkeypatch.setattr(PasswordHashing, "hash", hash_)
+    monkeypatch.setattr(PasswordHashing, "verify", verify)
+    return calls
 
 
 @pytest.fixture

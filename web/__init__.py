@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from shared.celery_factory import make_celery
 from shared.config import Settings
 from shared.database import db
+from shared.passwords import init_password_hashing
 from web.extensions import csrf, login_manager, migrate, register_user_loader
 from web.log_redaction import install_log_redaction, log_exceptions_without_messages
 from web.login_sessions import init_login_sessions
@@ -43,6 +44,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     login_manager.init_app(app)
     register_user_loader()
     init_login_sessions(app, settings)
+    init_password_hashing(app, settings)
     init_rate_limits(app, settings)
     init_security_headers(app, settings)
     app.extensions["celery"] = make_celery(settings, "web", publisher_only=True)

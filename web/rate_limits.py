@@ -7,6 +7,12 @@ Sentinel included: see shared/redis_client.py).
 - Token submissions (following a link, posting a new password), per client IP: over the
   limit, a clear "too many attempts" page (429).
 - Registrations, per client IP.
+- Sign-ins, per client IP and per user name, counting failed attempts only, and checked
+  before any password is hashed: over either limit, the "too many attempts" page (429),
+  the same for every name, known or not. A browser that signed in to that name before
+  (it holds a device cookie, web/auth/device_cookies.py) is exempt from the per-name limit
+  and has one of its own instead, so a stranger guessing at a name does not lock its owner
+  out (OWASP's "device cookies").
 
 Every limit comes from the environment (shared/config.py); `RATELIMIT_ENABLED=false` turns
 them all off. If Redis is unreachable the limits fall back to this process's memory, and any
@@ -19,7 +25,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 
-from flask import Flask, current_app, g
+from flask import Flask, Response, current_app, g
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import parse_many
@@ -33,6 +39,8 @@ LIMIT_SETTINGS = (
     "ratelimit_reset_request_per_email",
     "ratelimit_reset_token_per_ip",
     "ratelimit_register_per_ip",
+    "ratelimit_login_per_ip",
+    "ratelimit_login_per_username",
 )
 
 # A dead Redis must cost a request little: fail fast, then use memory for a while.
@@ -76,11 +84,19 @@ def _setting(name: str) -> Callable[[], str]:
     return value
 
 
+def _keyed_digest(value: str) -> str:
+    secret = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def email_key(email: str) -> str:
     """The per-address counter's key: keyed hash, so Redis never holds an address."""
-    secret = current_app.config["SECRET_KEY"].encode()
-    digest = hmac.new(secret, normalize_email(email).encode(), hashlib.sha256)
-    return "email:" + digest.hexdigest()[:32]
+    return "email:" + _keyed_digest(normalize_email(email))
+
+
+def username_key(username: str) -> str:
+    """The per-name counter's key: keyed hash, case folded (`Susan` counts as `susan`)."""
+    return "username:" + _keyed_digest("username\0" + username.strip().casefold())
 
 
 def _current_email_key() -> str:
@@ -114,3 +130,62 @@ token_posts = limiter.shared_limit(
     _setting("ratelimit_reset_token_per_ip"), scope="reset-token", methods=["POST"]
 )
 registrations = limiter.limit(_setting("ratelimit_register_per_ip"), methods=["POST"])
+
+
+def _sign_in_failed(response: Response) -> bool:
+    """Only failed sign-ins count; Flask-Limiter asks when the response goes out."""
+    return bool(g.get("sign_in_failed", False))
+
+
+def _current_username_key() -> str:
+    return str(g.sign_in_username_key)
+
+
+def _current_device_key() -> str:
+    return "device:" + str(g.sign_in_device)
+
+
+def _from_known_device() -> bool:
+    return g.get("sign_in_device") is not None
+
+
+def _from_unknown_device() -> bool:
+    return g.get("sign_in_device") is None
+
+
+@limiter.limit(_setting("ratelimit_login_per_ip"), scope="login-ip", deduct_when=_sign_in_failed)
+@limiter.limit(
+    _setting("ratelimit_login_per_username"),
+    key_func=_current_username_key,
+    scope="login-username",
+    exempt_when=_from_known_device,
+    deduct_when=_sign_in_failed,
+)
+@limiter.limit(
+    _setting("ratelimit_login_per_username"),
+    key_func=_current_device_key,
+    scope="login-device",
+    exempt_when=_from_unknown_device,
+    deduct_when=_sign_in_failed,
+)
+def _check_sign_in() -> None:
+    """Tests every sign-in limit; Flask-Limiter raises when one is used up."""
+
+
+def sign_in_admitted(username: str, device: str | None) -> bool:
+    """May this attempt check a password? Asked before any hashing.
+
+    `device` is the nonce of a valid device cookie for this name, or None.
+    """
+    g.sign_in_username_key = username_key(username)
+    g.sign_in_device = device
+    try:
+        _check_sign_in()
+    except RateLimitExceeded:
+        return False
+    return True
+
+
+def count_failed_sign_in() -> None:
+    """Count this attempt against the limits it was checked against (when it is answered)."""
+    g.sign_in_failed = True

@@ -14,11 +14,11 @@ import logging
 
 from flask import current_app
 from sqlalchemy import update
-from werkzeug.security import generate_password_hash
 
 from shared.config import Settings
 from shared.database import db
 from shared.models import User
+from shared.passwords import password_hashing
 from shared.tokens import InvalidResetToken, ResetClaims, read_reset_token
 from web.login_sessions import forget_sign_ins
 from web.notifications import publish_password_changed_notice, record_password_changed_notice
@@ -43,7 +43,7 @@ def open_reset_link(token: str) -> tuple[User, ResetClaims]:
 
 def spend_reset_link(user: User, claims: ResetClaims, new_password: str) -> bool:
     """Set the new password if the link is still the live one; False if it no longer is."""
-    new_hash = generate_password_hash(new_password)
+    new_hash = password_hashing().hash(new_password)
     result = db.session.execute(
         update(User)
         .where(

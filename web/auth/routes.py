@@ -12,27 +12,33 @@ Scripts may still POST the new password to `/reset_password/<token>`.
 from __future__ import annotations
 
 import logging
-import secrets
-from functools import cache
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from shared.contract import RESET_PASSWORD_PATH
 from shared.database import db
 from shared.emails import normalize_email
 from shared.models import User
+from shared.passwords import password_hashing
 from shared.tokens import ExpiredResetToken, InvalidResetToken
 from web.auth import bp
+from web.auth.device_cookies import device_for, remember_device
 from web.auth.forms import LoginForm, RegistrationForm, ResetPasswordForm, ResetPasswordRequestForm
 from web.login_sessions import sign_in, sign_out, sign_out_everywhere
 from web.password_reset import request_password_reset
-from web.rate_limits import registrations, reset_request_admitted, token_attempts, token_posts
+from web.rate_limits import (
+    count_failed_sign_in,
+    registrations,
+    reset_request_admitted,
+    sign_in_admitted,
+    token_attempts,
+    token_posts,
+)
 from web.reset_links import open_reset_link, spend_reset_link
 from web.security_headers import no_store
 
@@ -56,29 +62,32 @@ def _safe_next(target: str | None) -> str:
     return url_for("main.index")
 
 
-@cache
-def _stand_in_hash() -> str:
-    """Checked against when the username is unknown, so that answer takes as long."""
-    return generate_password_hash(secrets.token_urlsafe(16))
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
+    """Known or unknown name, the same answers: the same page when refused, one password
+    check at the current cost when admitted, none at all when over a sign-in limit."""
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(User.username == form.username.data))
+        username, password = form.username.data or "", form.password.data or ""
+        if not sign_in_admitted(username, device_for(request, username)):
+            log.info("sign-in throttled ip=%s", request.remote_addr)
+            abort(429)
+        user = db.session.scalar(select(User).where(User.username == username))
         if user is None:
-            check_password_hash(_stand_in_hash(), form.password.data or "")
+            password_hashing().check_against_nobody(password)  # as long as a real check
         if (
             user is None
-            or not user.check_password(form.password.data or "")
+            or not user.check_password(password)
             or not sign_in(user, remember=bool(form.remember_me.data))  # False when inactive
         ):
+            count_failed_sign_in()
             flash("Invalid username or password", "danger")
             return redirect(url_for("auth.login"))
-        return redirect(_safe_next(request.args.get("next")))
+        if user.upgrade_password_hash(password):
+            db.session.commit()
+        return remember_device(redirect(_safe_next(request.args.get("next"))), username)
     return render_template("auth/login.html", title="Sign In", form=form)
 
 
@@ -114,7 +123,7 @@ def register() -> ResponseReturnValue:
     form = RegistrationForm()
     if form.validate_on_submit():
         email = normalize_email(form.email.data or "")
-        password_hash = generate_password_hash(form.password.data or "")
+        password_hash = password_hashing().hash(form.password.data or "")
         taken = db.session.scalar(
             select(User.id).where(or_(User.username == form.username.data, User.email == email))
         )
@@ -194,7 +203,9 @@ def _new_password_form(token: str) -> ResponseReturnValue:
             return _invalid_link(InvalidResetToken("spent concurrently"))
         session.pop(RESET_TOKEN_SESSION_KEY, None)
         flash(PASSWORD_RESET_MESSAGE, "success")
-        return redirect(url_for("auth.login"))
+        # The emailed link vouches for this browser: it signs in even while strangers are
+        # throttled for guessing at the name (see device_cookies).
+        return remember_device(redirect(url_for("auth.login")), user.username)
     return render_template("auth/reset_password.html", title="Set New Password", form=form)
 
 
