@@ -101,7 +101,8 @@ def standalone_redis() -> Iterator[ClaimedRedis | None]:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
-        env="testing",
+        env="development",
+        testing=True,
         secret_key=TEST_SECRET,
         database_url=database_url,
         redis_url="redis://127.0.0.1:1/0",
@@ -111,6 +112,7 @@ def settings(database_url: str) -> Settings:
         server_name="microblog.example.test",
         preferred_url_scheme="https",
         ratelimit_storage_uri="memory://",
+        trusted_proxies=0,
     )
 
 

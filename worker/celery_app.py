@@ -3,7 +3,9 @@
 The Flask object is deliberately not called `app`: `celery -A` would pick it first.
 """
 
+from shared.config import exit_on_config_error
 from worker.app import create_worker_app
 
-flask_app = create_worker_app()
+with exit_on_config_error():
+    flask_app = create_worker_app()
 celery_app = flask_app.extensions["celery"]

@@ -61,6 +61,7 @@ def stack_environment(database_url: str, redis_url: str, smtp_port: int) -> dict
         "MAIL_DEFAULT_SENDER": "Microblog <no-reply@example.test>",
         "SERVER_NAME": "microblog.example.test",
         "PREFERRED_URL_SCHEME": "https",
+        "TRUSTED_PROXIES": "0",
     }
 
 
