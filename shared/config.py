@@ -363,8 +363,8 @@ def weak_secret_problem(name: str, value: str, min_length: int = MIN_SECRET_LENG
     """Why `value` cannot protect anything in production, or None. Never quotes the value."""
     normalized = value.strip().lower()
     if normalized in PLACEHOLDER_SECRETS or any(m in normalized for m in PLACEHOLDER_MARKERS):
-        return f"{name}: is a well-known placeholder; generate one with " \
-               "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        return (f"{name}: is a well-known placeholder; generate one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
     if len(value) < min_length:
         return f"{name}: must be at least {min_length} characters outside development"
     return None

@@ -242,10 +242,27 @@ def test_the_web_tier_refuses_a_weak_key_without_showing_it(entry_point: str, tm
     assert "short-key-value" not in lines[0]
 
 
-def test_flower_refuses_a_placeholder_password(tmp_path: Path):
-    env = {**PRODUCTION, "FLOWER_BASIC_AUTH": "admin:changeme"}
+@pytest.mark.parametrize(("password", "problem"), [
+    ("changeme", "is a well-known placeholder"),
+    ("Tr0ub4dor&3", "must be at least 16 characters outside development"),
+])
+def test_flower_refuses_a_weak_password(password: str, problem: str, tmp_path: Path):
+    env = {**PRODUCTION, "FLOWER_BASIC_AUTH": f"admin:{password}"}
     status, lines = start("flower", env, tmp_path)
-    assert status != 0
-    assert lines == ["microblog: configuration error: FLOWER_BASIC_AUTH (password of admin): "
-                     "is a well-known placeholder; generate one with "
-                     "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"]
+    assert status != 0 and len(lines) == 1
+    assert lines[0].startswith("microblog: configuration error: "
+                               f"FLOWER_BASIC_AUTH (password of admin): {problem}")
+    assert password not in lines[0]
+
+
+def test_gunicorn_without_its_config_file_stops_instead_of_rebooting_workers(tmp_path: Path):
+    """`make web` and `make run` start gunicorn without gunicorn.conf.py: each worker then
+    says it once, and the master stops (gunicorn's "App failed to load")."""
+    argv = [str(BIN / "gunicorn"), "--bind", "127.0.0.1:0", "--workers", "2", "web.wsgi:app"]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **PRODUCTION, "PORT": "5x"}
+    result = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 4 and "Traceback" not in output
+    errors = {line for line in output.splitlines() if "configuration error" in line}
+    assert errors == {"microblog: configuration error: PORT: must be an integer, got '5x'"}
