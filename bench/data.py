@@ -52,8 +52,6 @@ def stack_environment(database_url: str, redis_url: str, smtp_port: int,
         "PORT": str(web_port),
         # A load test from one loopback address: rate limits would throttle it (by design).
         "RATELIMIT_ENABLED": "false",
-        # Plain HTTP on loopback: the session cookie (and its CSRF token) must travel.
-        "SESSION_COOKIE_SECURE": "false",
     }
 
 
