@@ -6,6 +6,8 @@ flags, and before it starts serving. It enforces two rules:
 * No Flower without authentication. FLOWER_BASIC_AUTH (`user:password`, comma-separated
   for several) or OAuth (`--auth`) must be set; the one exception is development on
   loopback (APP_ENV=development and --address=127.0.0.1), which is what `make run` starts.
+  Outside development each password has at least 16 characters and is none of the
+  placeholders shared/config.py refuses for SECRET_KEY.
 * `/metrics` behind the same authentication. Flower 2.2 serves `/metrics` (task names,
   worker names, counts) to anyone, even with basic auth on (its docs list it, with
   `/healthcheck`, as exempt); Prometheus scrapes it with the same credentials
@@ -18,8 +20,6 @@ the broker's database (Flower's own client asks only the first Sentinel, for dat
 
 from __future__ import annotations
 
-import os
-
 import tornado.web
 from flower import urls
 from flower.utils import broker
@@ -30,9 +30,12 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from tornado.options import options
 
+from shared.config import ConfigError, Settings, exit_on_config_error, weak_secret_problem
 from shared.redis_client import sentinel_address
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# Typed by people into a browser's login prompt, unlike SECRET_KEY: shorter, still not short.
+MIN_PASSWORD_LENGTH = 16
 
 
 class AuthenticatedMetrics(Metrics):
@@ -43,24 +46,30 @@ class AuthenticatedMetrics(Metrics):
         await super().get()
 
 
-def _basic_auth_problem(pairs: list[str] | None) -> str | None:
+def _basic_auth_problem(pairs: list[str] | None, development: bool) -> str | None:
     for pair in pairs or []:
         user, _, password = pair.partition(":")
         if not user or not password:
-            return "FLOWER_BASIC_AUTH must be user:password pairs, separated by commas"
+            return "FLOWER_BASIC_AUTH: must be user:password pairs, separated by commas"
+        if not development:
+            problem = weak_secret_problem(f"FLOWER_BASIC_AUTH (password of {user})", password,
+                                          MIN_PASSWORD_LENGTH)
+            if problem:
+                return problem
     return None
 
 
 def _check_authentication() -> None:
-    problem = _basic_auth_problem(options.basic_auth)
+    development = Settings.from_env().is_development
+    problem = _basic_auth_problem(options.basic_auth, development)
     if problem:
-        raise SystemExit(f"flowerconfig.py: {problem}")
+        raise ConfigError(problem)
     if options.basic_auth or options.auth:
         return
-    if os.environ.get("APP_ENV") == "development" and options.address in LOOPBACK:
+    if development and options.address in LOOPBACK:
         return
-    raise SystemExit(
-        "flowerconfig.py: Flower refuses to start without authentication: set "
+    raise ConfigError(
+        "FLOWER_BASIC_AUTH: Flower refuses to start without authentication: set "
         "FLOWER_BASIC_AUTH=user:password (or OAuth with --auth)")
 
 
@@ -120,7 +129,8 @@ def _read_sentinel_brokers_through_every_sentinel() -> None:
     broker.RedisSentinel = RedisSentinel  # what flower.utils.broker.Broker builds
 
 
-_check_authentication()
+with exit_on_config_error():
+    _check_authentication()
 _protect_metrics()
 _read_the_broker_with_kombus_transport()
 _read_sentinel_brokers_through_every_sentinel()

@@ -13,3 +13,11 @@ loglevel = "info"
 # A request that takes this long is stuck (the web tier never talks SMTP).
 timeout = 30
 graceful_timeout = 20
+
+
+def on_starting(server: object) -> None:
+    """Bad settings stop the master before any worker boots: one line, not one per worker."""
+    from shared.config import Settings, exit_on_config_error
+
+    with exit_on_config_error():
+        Settings.from_env().check_web_settings()

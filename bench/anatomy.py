@@ -98,7 +98,8 @@ def representative_message(env: dict[str, str], email: str) -> bytes:
     with worker_app.app_context():
         user = db.session.scalar(select(User).where(User.email == email))
         assert user is not None
-        token = issue_reset_token(settings.secret_key, user.id, user.password_hash,
+        token = issue_reset_token(settings.secret_key.get_secret_value(), user.id,
+                                  user.password_hash,
                                   ttl=timedelta(minutes=settings.reset_token_minutes),
                                   generation=user.reset_generation)
         link = reset_password_url(settings.link_base_url, token)

@@ -48,11 +48,10 @@ def stack_environment(database_url: str, redis_url: str, smtp_port: int,
         "MAIL_DEFAULT_SENDER": "Microblog <no-reply@example.org>",
         "SERVER_NAME": "microblog.example.org",
         "PREFERRED_URL_SCHEME": "https",
+        "TRUSTED_PROXIES": "0",
         "PORT": str(web_port),
         # A load test from one loopback address: rate limits would throttle it (by design).
         "RATELIMIT_ENABLED": "false",
-        # Plain HTTP on loopback: the session cookie (and its CSRF token) must travel.
-        "SESSION_COOKIE_SECURE": "false",
     }
 
 

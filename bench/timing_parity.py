@@ -230,6 +230,7 @@ class Stack:
             "MAIL_PORT": str(self.smtp.port),
             "SERVER_NAME": f"127.0.0.1:{self.web_port}",
             "PREFERRED_URL_SCHEME": "http",
+            "TRUSTED_PROXIES": "0",
             "PYTHONUNBUFFERED": "1",
         }
 

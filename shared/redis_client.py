@@ -100,7 +100,9 @@ def sentinel_kwargs(settings: Settings, options: dict[str, Any]) -> dict[str, An
     retries: the next Sentinel is the retry. redis-py's default, three retries with
     backoff, made every health check wait about 3.5 s while one Sentinel was down."""
     socket_options = {key: value for key, value in options.items() if key.startswith("socket_")}
-    return {**socket_options, "username": None, "password": settings.redis_sentinel_password,
+    password = settings.redis_sentinel_password
+    return {**socket_options, "username": None,
+            "password": password.get_secret_value() if password else None,
             "retry": Retry(NoBackoff(), 0)}
 
 

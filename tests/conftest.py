@@ -119,7 +119,8 @@ def sentinel_group() -> Iterator[SentinelGroup]:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
-        env="testing",
+        env="development",
+        testing=True,
         secret_key=TEST_SECRET,
         database_url=database_url,
         redis_url="redis://127.0.0.1:1/0",
@@ -131,6 +132,7 @@ def settings(database_url: str) -> Settings:
         ratelimit_storage_uri="memory://",
         # The smallest argon2id cost: the production cost stays in production.
         password_hash_method=CHEAP_PASSWORD_HASH,
+        trusted_proxies=0,
     )
 
 

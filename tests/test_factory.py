@@ -13,7 +13,7 @@ from worker.app import create_worker_app
 
 def test_web_factory_uses_the_given_settings(settings: Settings):
     app = create_app(settings)
-    assert app.config["SECRET_KEY"] == settings.secret_key
+    assert app.config["SECRET_KEY"] == settings.secret_key.get_secret_value()
     assert app.config["SETTINGS"] is settings
 
 

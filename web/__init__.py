@@ -20,7 +20,7 @@ from web.security_headers import init_security_headers
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    settings.check_secret_key()
+    settings.check_web_settings()
     app = Flask(__name__)
     app.config.from_mapping(settings.flask_config())
     if settings.trusted_proxies:

@@ -123,9 +123,9 @@ def _authorized(token: str) -> bool:
 @bp.get("/metrics")
 def metrics() -> Response:
     settings: Settings = current_app.config["SETTINGS"]
-    if not settings.metrics_token:
+    if settings.metrics_token is None:
         abort(404)
-    if not _authorized(settings.metrics_token):
+    if not _authorized(settings.metrics_token.get_secret_value()):
         return Response("A bearer token is required.\n", 401, mimetype="text/plain",
                         headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     registry = CollectorRegistry(auto_describe=False)

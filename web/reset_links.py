@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 def open_reset_link(token: str) -> tuple[User, ResetClaims]:
     """The account a live token belongs to; raise `InvalidResetToken` (or expired) otherwise."""
     settings: Settings = current_app.config["SETTINGS"]
-    claims = read_reset_token(settings.secret_key, token, settings.secret_key_fallbacks)
+    fallbacks = [key.get_secret_value() for key in settings.secret_key_fallbacks]
+    claims = read_reset_token(settings.secret_key.get_secret_value(), token, fallbacks)
     user = db.session.get(User, claims.user_id)
     if (
         user is None

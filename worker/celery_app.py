@@ -5,11 +5,9 @@ Settings that are not safe to run stop the process with one line saying which, n
 traceback.
 """
 
-from shared.config import ConfigError
+from shared.config import exit_on_config_error
 from worker.app import create_worker_app
 
-try:
+with exit_on_config_error():
     flask_app = create_worker_app()
-except ConfigError as exc:
-    raise SystemExit(f"worker refused to start: {exc}") from None
 celery_app = flask_app.extensions["celery"]

@@ -90,7 +90,7 @@ def _compose_reset(delivery: ClaimedRow, recipient: Recipient, settings: Setting
     expires_at = _link_expires_at(delivery, settings)
     # The token's lifetime counts from the request, not from this attempt.
     token = issue_reset_token(
-        settings.secret_key, recipient.user_id, recipient.password_hash,
+        settings.secret_key.get_secret_value(), recipient.user_id, recipient.password_hash,
         ttl=expires_at - delivery.created_at, now=delivery.created_at,
         generation=recipient.generation,
     )

@@ -127,7 +127,7 @@ def _open() -> smtplib.SMTP:
                                          "(MAIL_ALLOW_PLAINTEXT_AUTH is off)")
             _log_refusal(settings, refused)
             raise refused
-        host.login(settings.mail_username, settings.mail_password)
+        host.login(settings.mail_username, settings.mail_password.get_secret_value())
     return host
 
 

@@ -96,6 +96,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "MAIL_PORT": str(smtp_server.port),
         "SERVER_NAME": f"127.0.0.1:{port}",
         "PREFERRED_URL_SCHEME": "http",
+        "TRUSTED_PROXIES": "0",
     }
     kombu.pools.reset()
     app: Flask = create_app(Settings.from_env(env))

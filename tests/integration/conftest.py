@@ -61,6 +61,7 @@ def stack_environment(database_url: str, redis_url: str, smtp_port: int) -> dict
         "MAIL_DEFAULT_SENDER": "Microblog <no-reply@example.test>",
         "SERVER_NAME": "microblog.example.test",
         "PREFERRED_URL_SCHEME": "https",
+        "TRUSTED_PROXIES": "0",
     }
 
 
@@ -125,8 +126,6 @@ def fault_env(database_url: str, own_redis: RedisServer,
     env = stack_environment(database_url, own_redis.url, smtp_server.port)
     # A burst of a hundred users all comes from one loopback address: no rate limits here.
     env["RATELIMIT_ENABLED"] = "false"
-    # The real web process is reached over plain HTTP on loopback: cookies must travel.
-    env["SESSION_COOKIE_SECURE"] = "false"
     if os.environ.get("FAULT_TIMEOUTS") != "production":
         env.update(SHORT_TIMEOUTS)
     return env

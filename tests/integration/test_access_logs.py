@@ -51,6 +51,7 @@ def test_gunicorn_logs_never_hold_the_token(tmp_path: Path):
         "RATELIMIT_STORAGE_URI": "memory://",
         "SERVER_NAME": f"127.0.0.1:{port}",
         "PREFERRED_URL_SCHEME": "http",
+        "TRUSTED_PROXIES": "0",
     }
     subprocess.run([str(BIN / "flask"), "--app", "web.wsgi", "db", "upgrade"], cwd=ROOT,
                    env=env, check=True, capture_output=True)

@@ -278,6 +278,7 @@ class Operator:
             "SECRET_KEY": secrets.token_urlsafe(48),
             "FLOWER_BASIC_AUTH": f"{self.flower_user}:{self.flower_password}",
             "METRICS_TOKEN": self.metrics_token,
+            "TRUSTED_PROXIES": "0",
         }
         lines = []
         for line in (ROOT / ".env.example").read_text().splitlines():

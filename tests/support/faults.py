@@ -10,8 +10,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar
-from urllib.parse import urlencode
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from urllib.parse import urlencode, urlsplit
 from urllib.request import HTTPCookieProcessor, HTTPRedirectHandler, Request, build_opener
 
 from flask import Flask
@@ -105,12 +105,23 @@ class _NoRedirect(HTTPRedirectHandler):
         return None
 
 
+class _LoopbackIsSecure(DefaultCookiePolicy):
+    """Browsers count http://127.0.0.1 and localhost as secure and send `Secure` cookies
+    there; so does this client. Production cookies are always Secure."""
+
+    def return_ok_secure(self, cookie, request):  # type: ignore[no-untyped-def]
+        host = urlsplit(request.get_full_url()).hostname
+        return host in {"127.0.0.1", "localhost", "::1"} or super().return_ok_secure(
+            cookie, request)
+
+
 class HttpResetRequests:
     """The same, over real HTTP to a web process (gunicorn), as a browser would."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self.opener = build_opener(HTTPCookieProcessor(CookieJar()), _NoRedirect())
+        cookies = CookieJar(_LoopbackIsSecure())
+        self.opener = build_opener(HTTPCookieProcessor(cookies), _NoRedirect())
         with self.opener.open(f"{base_url}/reset_password_request", timeout=10) as page:
             match = CSRF.search(page.read().decode())
         assert match, "no CSRF token on the reset request form"

@@ -49,7 +49,7 @@ def add_row(app: Flask, status: DeliveryStatus, age: timedelta = timedelta()) ->
 
 
 def test_the_token_comes_from_the_environment():
-    assert Settings.from_env({"METRICS_TOKEN": "abc"}).metrics_token == "abc"
+    assert Settings.from_env({"METRICS_TOKEN": "abc"}).metrics_token.get_secret_value() == "abc"
     assert Settings.from_env({"METRICS_TOKEN": ""}).metrics_token is None
 
 

@@ -129,8 +129,8 @@ def test_production_cookies_are_secure_httponly_and_samesite(settings: Settings,
     assert {"Secure", "HttpOnly", "SameSite=Lax"} <= attributes
 
 
-def test_cookie_security_follows_the_scheme_and_can_be_set():
-    assert not Settings(env="production", preferred_url_scheme="http").secure_cookies
+def test_cookie_security_is_fixed_in_production_and_can_be_set_in_development():
+    assert Settings(env="production", preferred_url_scheme="http").secure_cookies
     assert not Settings(env="development").secure_cookies
     assert Settings.from_env({"APP_ENV": "development",
                               "SESSION_COOKIE_SECURE": "true"}).secure_cookies
