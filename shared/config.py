@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     ratelimit_reset_request_per_email: str = "3 per 15 minutes"
     ratelimit_reset_token_per_ip: str = "20 per 15 minutes"
     ratelimit_register_per_ip: str = "10 per hour"
+    # Past this many reset requests from one IP nothing is recorded: a 429, so a flood cannot
+    # grow the outbox without bound. Below it, over RATELIMIT_RESET_REQUEST_PER_IP, requests
+    # are recorded as `throttled` and answered like any other.
+    ratelimit_reset_request_ceiling_per_ip: str = "40 per 15 minutes"
     trusted_hosts: Names = ()
     # None: not set, which production refuses (0 says "no proxy" explicitly).
     trusted_proxies: int | None = None

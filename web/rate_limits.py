@@ -39,6 +39,7 @@ LIMIT_SETTINGS = (
     "ratelimit_reset_request_per_email",
     "ratelimit_reset_token_per_ip",
     "ratelimit_register_per_ip",
+    "ratelimit_reset_request_ceiling_per_ip",
     "ratelimit_login_per_ip",
     "ratelimit_login_per_username",
 )
@@ -130,6 +131,13 @@ token_posts = limiter.shared_limit(
     _setting("ratelimit_reset_token_per_ip"), scope="reset-token", methods=["POST"]
 )
 registrations = limiter.limit(_setting("ratelimit_register_per_ip"), methods=["POST"])
+# A flood from one address past the ceiling gets the 429 page and writes nothing. Telling
+# that address it is throttled reveals nothing about accounts: the ceiling counts requests
+# per IP, whatever address they name.
+reset_request_ceiling = limiter.limit(
+    _setting("ratelimit_reset_request_ceiling_per_ip"), methods=["POST"],
+    scope="reset-request-ceiling",
+)
 
 
 def _sign_in_failed(response: Response) -> bool:

@@ -68,6 +68,24 @@ def test_per_ip_limit_counts_across_addresses(settings: Settings, fake_broker):
     assert statuses(app)[-1] == "queued"
 
 
+def test_past_the_ceiling_one_ip_writes_nothing_and_gets_the_429_page(settings: Settings,
+                                                                      fake_broker):
+    """What bounds the outbox rows one address can keep: past the ceiling, no row at all."""
+    app = build(settings, ratelimit_reset_request_per_ip="2 per 15 minutes",
+                ratelimit_reset_request_ceiling_per_ip="4 per 15 minutes")
+    for n in range(4):
+        request_reset(app, f"person{n}@example.com", "10.1.3.1")
+    flood = client_at(app, "10.1.3.1")
+    for n in range(5):
+        response = flood.post("/reset_password_request", data={"email": f"x{n}@example.com"})
+        assert response.status_code == 429
+        assert b"Too many attempts" in response.data
+    assert statuses(app) == ["queued"] * 2 + ["throttled"] * 2
+    assert flood.get("/reset_password_request").status_code == 200  # the form still shows
+    request_reset(app, "neighbour@example.com", "10.1.3.2")
+    assert statuses(app)[-1] == "queued"
+
+
 def test_every_limit_counts_every_request_breached_or_not(settings: Settings, fake_broker):
     """A throttled request still counts against the other limit: the same limiter work (and
     Redis round trips) for every request, so being throttled does not show in the timing."""

@@ -34,6 +34,7 @@ from web.password_reset import request_password_reset
 from web.rate_limits import (
     count_failed_sign_in,
     registrations,
+    reset_request_ceiling,
     reset_request_admitted,
     sign_in_admitted,
     token_attempts,
@@ -143,6 +144,7 @@ def register() -> ResponseReturnValue:
 
 
 @bp.route("/reset_password_request", methods=["GET", "POST"])
+@reset_request_ceiling
 def reset_password_request() -> ResponseReturnValue:
     """Known, unknown, inactive or over a rate limit: the same work and the same answer."""
     if current_user.is_authenticated:
