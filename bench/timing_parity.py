@@ -371,6 +371,7 @@ COMPARISONS: dict[str, tuple[tuple[str, str], dict[str, str]]] = {
     "throttled": (("throttled", "admitted"), {
         "RATELIMIT_ENABLED": "true",
         "RATELIMIT_RESET_REQUEST_PER_IP": "1000000 per minute",
+        "RATELIMIT_RESET_REQUEST_CEILING_PER_IP": "1000000 per minute",
         "RATELIMIT_RESET_REQUEST_PER_EMAIL": "1 per day",
     }),
 }

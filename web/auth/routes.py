@@ -34,8 +34,8 @@ from web.password_reset import request_password_reset
 from web.rate_limits import (
     count_failed_sign_in,
     registrations,
-    reset_request_ceiling,
     reset_request_admitted,
+    reset_request_ceiling,
     sign_in_admitted,
     token_attempts,
     token_posts,
