@@ -26,12 +26,11 @@ def _as_sent(character: str) -> str:
 # to the view (`/reset_password%2F<token>`, `/reset_p%61ssword/<token>`, `//reset_password//
 # <token>`, which werkzeug redirects with the token) or that carries a token (`%252F`, `;`
 # parameters, `\`). Matched without regard to case; a redaction too many costs nothing.
+_RESET_SEGMENT = "".join(_as_sent(character) for character in "reset_password")
+_SLASH = rf"(?:{_as_sent('/')}|{_as_sent(chr(92))})"
 TOKEN_IN_PATH = re.compile(
-    "(?P<head>"
-    + "".join(_as_sent(character) for character in "reset_password")
-    + r"(?:;[^/\s\"'?#]*)?"  # ;parameters on the segment
-    + rf"(?:{_as_sent('/')}|{_as_sent(chr(92))})+"  # one or more slashes or backslashes
-    + r")[^\s\"'?#]+",  # the token, and whatever follows it in the path
+    rf"(?P<head>{_RESET_SEGMENT}{_SLASH}+)[^\s\"'?#]+"  # /<token> and what follows it
+    rf"|(?P<segment>{_RESET_SEGMENT});[^\s\"'?#]*",  # ;parameters, then anything
     re.IGNORECASE,
 )
 SECRET_PARAMETER = re.compile(
@@ -44,7 +43,8 @@ SERVER_LOGGERS = ("gunicorn.access", "gunicorn.error", "werkzeug", "flask-limite
 
 
 def redact(text: str) -> str:
-    text = TOKEN_IN_PATH.sub(r"\g<head>[redacted]", text)
+    text = TOKEN_IN_PATH.sub(
+        lambda match: (match["head"] or match["segment"]) + "[redacted]", text)
     text = SECRET_PARAMETER.sub(r"\1[redacted]", text)
     return EMAIL_ADDRESS.sub(r"\1***@\2", text)
 
