@@ -11,7 +11,9 @@ on gunicorn's loggers (web/log_redaction.py).
 accesslog = "-"
 errorlog = "-"
 loglevel = "info"
-# A request that takes this long is stuck (the web tier never talks SMTP).
+# A worker whose event loop has not come round for this long is stuck, and is replaced (the
+# web tier never talks SMTP). With gevent it bounds a blocked worker, not one slow request:
+# nginx bounds those (proxy_read_timeout in deploy/nginx/microblog.conf).
 timeout = 30
 graceful_timeout = 20
 
