@@ -46,7 +46,7 @@ migrate: $(STAMP)
 	$(FLASK) db upgrade
 
 web: $(STAMP) migrate
-	$(BIN)/gunicorn --bind 127.0.0.1:$${PORT:-5000} --workers $${WEB_CONCURRENCY:-2} --access-logfile - web.wsgi:app
+	$(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$${PORT:-5000} --workers $${WEB_CONCURRENCY:-2} web.wsgi:app
 
 worker: $(STAMP)
 	$(BIN)/celery -A worker.celery_app:celery_app worker -Q email --loglevel INFO

@@ -50,8 +50,8 @@ def main() -> int:
     celery = f"{BIN / 'celery'} -A worker.celery_app:celery_app"
     manager.add_process(
         "web",
-        f"{BIN / 'gunicorn'} --bind 127.0.0.1:{env['PORT']} --workers 2 "
-        "--access-logfile - web.wsgi:app",
+        f"{BIN / 'gunicorn'} --config gunicorn.conf.py --bind 127.0.0.1:{env['PORT']} "
+        "--workers 2 web.wsgi:app",
         env=env, cwd=str(ROOT),
     )
     manager.add_process(

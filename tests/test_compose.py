@@ -19,7 +19,7 @@ from dotenv import dotenv_values
 from support.compose_stack import built_services, long_running_services, seconds
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+SCHEMA = Path(__file__).resolve().parent / "vendor" / "compose-spec.json"  # see vendor/README.md
 ENV_EXAMPLE = dotenv_values(ROOT / ".env.example")
 
 
@@ -39,30 +39,72 @@ def services(compose: dict) -> dict:
 
 @pytest.mark.parametrize("name", ["docker-compose.yml", "docker-compose.prod.yml"])
 def test_compose_files_validate_against_the_compose_spec(name: str):
-    if not SCHEMA.exists():
-        pytest.skip(f"the Compose schema is not beside the checkout ({SCHEMA})")
     jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(load(name))
 
 
 def test_the_stack_has_every_role(services: dict):
-    assert {"migrate", "web", "worker", "beat", "flower", "redis", "db", "mailpit"} <= set(
-        services)
+    assert {"proxy", "migrate", "web", "worker", "beat", "flower", "redis", "db",
+            "mailpit"} <= set(services)
     assert set(built_services({"services": services})) == {
         "migrate", "web", "worker", "beat", "flower"}
 
 
 def test_every_long_running_service_has_a_healthcheck_and_restarts(services: dict):
-    for name in ("web", "worker", "beat", "flower", "redis", "db", "mailpit"):
+    for name in ("proxy", "web", "worker", "beat", "flower", "redis", "db", "mailpit"):
         assert "healthcheck" in services[name], name
         assert services[name]["restart"] == "unless-stopped", name
     assert services["migrate"]["restart"] == "no"
     assert "healthcheck" not in services["migrate"]
 
 
-def test_published_ports_bind_to_loopback(services: dict):
+def test_only_the_proxy_is_public_and_the_rest_binds_to_loopback(services: dict):
+    assert services["proxy"]["ports"] == ["80:80", "443:443"]
     for name, service in services.items():
+        if name == "proxy":
+            continue
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_web_is_reached_through_the_proxy_only_and_trusts_exactly_it(services: dict):
+    web = services["web"]
+    assert "ports" not in web and web["expose"] == ["8000"]
+    assert web["environment"]["TRUSTED_PROXIES"] == "1"
+    # The rest of web's environment is the app's, as for every other role.
+    assert web["environment"]["REDIS_URL"] == services["worker"]["environment"]["REDIS_URL"]
+    assert services["proxy"]["depends_on"]["web"]["condition"] == "service_healthy"
+
+
+def nginx_directives(text: str) -> list[str]:
+    return [" ".join(line.split("#")[0].split()) for line in text.splitlines()
+            if line.split("#")[0].strip()]
+
+
+def test_the_proxy_runs_the_shipped_config_with_a_mounted_certificate(services: dict):
+    proxy = services["proxy"]
+    mounts = {target: source for source, target, _ in
+              (str(volume).split(":") for volume in proxy["volumes"])}
+    shipped = mounts["/etc/nginx/conf.d/default.conf"]
+    assert (ROOT / shipped).is_file()
+    directives = nginx_directives((ROOT / shipped).read_text())
+    certs = mounts["/etc/nginx/certs"]
+    assert certs == "./deploy/certs"
+    for wanted in (
+        "listen 443 ssl default_server;",
+        "ssl_certificate /etc/nginx/certs/fullchain.pem;",
+        "ssl_certificate_key /etc/nginx/certs/privkey.pem;",
+        "return 301 https://$host$request_uri;",
+        "server web:8000;",
+        "proxy_pass http://microblog_web;",
+        "proxy_request_buffering on;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+    ):
+        assert wanted in directives, wanted
+    for timeout in ("client_header_timeout", "client_body_timeout"):
+        [line] = [d for d in directives if d.startswith(timeout + " ")]
+        assert seconds(line.split()[1].rstrip(";")) <= 15, line
+    assert "/proxy-health" in " ".join(proxy["healthcheck"]["test"])
 
 
 def test_migrations_run_once_before_web_worker_and_beat(services: dict):
@@ -144,6 +186,9 @@ def test_production_override_uses_a_real_relay_and_no_mailpit(compose: dict):
         assert environment["MAIL_SERVER"].startswith("${MAIL_SERVER:?"), name
         assert "${POSTGRES_PASSWORD:?" in environment["DATABASE_URL"], name
     assert override["db"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    [certificates] = override["proxy"]["volumes"]
+    assert certificates.startswith("${TLS_CERT_DIR:?")
+    assert certificates.endswith(":/etc/nginx/certs:ro")
 
 
 def test_long_running_services_are_what_the_smoke_test_checks(compose: dict):
@@ -198,7 +243,8 @@ def test_everything_the_image_copies_exists_and_is_in_the_build_context():
 
 
 def test_secrets_and_local_state_stay_out_of_the_build_context():
-    for path in (".env", ".git", ".venv", "instance/microblog.db", "tests/conftest.py"):
+    for path in (".env", ".git", ".venv", "instance/microblog.db", "tests/conftest.py",
+                 "deploy/certs/privkey.pem"):
         assert dockerignored(path), path
     assert not dockerignored(".env.example")
 

@@ -15,7 +15,24 @@ from types import TracebackType
 
 from flask import Flask, request
 
-TOKEN_IN_PATH = re.compile(r"(/reset_password/)[^\s\"'?#/]+")
+
+def _as_sent(character: str) -> str:
+    """A character of a path as a request line may carry it: itself, or percent-encoded once
+    or more (`%2F`, `%252F`), in either case: gunicorn decodes PATH_INFO once before routing."""
+    return rf"(?:{re.escape(character)}|%(?:25)*{ord(character):02x})"
+
+
+# Everything after the reset view's path segment, in every spelling that werkzeug still routes
+# to the view (`/reset_password%2F<token>`, `/reset_p%61ssword/<token>`, `//reset_password//
+# <token>`, which werkzeug redirects with the token) or that carries a token (`%252F`, `;`
+# parameters, `\`). Matched without regard to case; a redaction too many costs nothing.
+_RESET_SEGMENT = "".join(_as_sent(character) for character in "reset_password")
+_SLASH = rf"(?:{_as_sent('/')}|{_as_sent(chr(92))})"
+TOKEN_IN_PATH = re.compile(
+    rf"(?P<head>{_RESET_SEGMENT}{_SLASH}+)[^\s\"'?#]+"  # /<token> and what follows it
+    rf"|(?P<segment>{_RESET_SEGMENT});[^\s\"'?#]*",  # ;parameters, then anything
+    re.IGNORECASE,
+)
 SECRET_PARAMETER = re.compile(
     r"((?:token|password|password2|csrf_token|email)=)[^&\s\"']+", re.IGNORECASE
 )
@@ -26,7 +43,8 @@ SERVER_LOGGERS = ("gunicorn.access", "gunicorn.error", "werkzeug", "flask-limite
 
 
 def redact(text: str) -> str:
-    text = TOKEN_IN_PATH.sub(r"\1[redacted]", text)
+    text = TOKEN_IN_PATH.sub(
+        lambda match: (match["head"] or match["segment"]) + "[redacted]", text)
     text = SECRET_PARAMETER.sub(r"\1[redacted]", text)
     return EMAIL_ADDRESS.sub(r"\1***@\2", text)
 

@@ -1,13 +1,17 @@
 """A small HTTP client for a server on loopback: keeps cookies, never follows redirects.
 
 Cookies go back whatever their flags say (a `Secure` session cookie included): the smoke
-tests talk plain HTTP to what a TLS proxy would front.
+tests talk plain HTTP to what a TLS proxy would front. `source` picks the loopback address
+the client connects from (127.0.0.2 is another visitor); `tls` is the context for https.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import http.client
 import re
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,14 +37,31 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _FromAddress(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    def __init__(self, source: str, tls: ssl.SSLContext | None) -> None:
+        urllib.request.HTTPHandler.__init__(self)
+        urllib.request.HTTPSHandler.__init__(self, context=tls)
+        self.source = (source, 0)
+        self.tls = tls
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = functools.partial(http.client.HTTPConnection, source_address=self.source)
+        return self.do_open(connection, req)
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = functools.partial(http.client.HTTPSConnection, source_address=self.source)
+        return self.do_open(connection, req, context=self.tls)
+
+
 class HttpClient:
     def __init__(self, base_url: str, host: str | None = None,
-                 basic_auth: tuple[str, str] | None = None) -> None:
+                 basic_auth: tuple[str, str] | None = None, source: str = "127.0.0.1",
+                 tls: ssl.SSLContext | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.host = host
         self.basic_auth = basic_auth
         self.cookies: dict[str, str] = {}
-        self._opener = urllib.request.build_opener(_NoRedirects)
+        self._opener = urllib.request.build_opener(_NoRedirects, _FromAddress(source, tls))
 
     def request(self, method: str, path: str, data: dict[str, str] | None = None,
                 headers: dict[str, str] | None = None, timeout: float = 10) -> HttpResponse:
