@@ -126,8 +126,9 @@ def take_sweep_lease(holder: str, seconds: float) -> bool:
     return taken
 
 
-def sweep(holder: str) -> SweepReport | None:
-    """One sweep if it is this worker's turn: relay due rows, delete old finished ones.
+def sweep(holder: str, retain: bool = True) -> SweepReport | None:
+    """One sweep if it is this worker's turn: relay due rows and, when `retain`, delete
+    finished rows past retention.
 
     None when another worker holds the sweep lease.
     """
@@ -135,8 +136,8 @@ def sweep(holder: str) -> SweepReport | None:
     if not take_sweep_lease(holder, LEASE_SHARE * settings.outbox_relay_interval):
         return None
     relayed = relay_due()
-    deleted = delete_finished(timedelta(hours=settings.outbox_retention_hours),
-                              RETENTION_BATCH)
+    deleted = (delete_finished(timedelta(hours=settings.outbox_retention_hours),
+                               RETENTION_BATCH) if retain else 0)
     db.session.execute(_SWEPT, {"sweeper": holder})
     db.session.commit()
     return SweepReport(relayed, deleted)

@@ -25,6 +25,7 @@ import os
 import random
 import socket
 import threading
+import time
 from typing import Any
 
 from celery import Celery, bootsteps
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 # Each wait is the interval times a factor drawn from this range.
 JITTER = (0.9, 1.1)
 STOP_TIMEOUT = 10.0
+# Retention reads every finished row still kept: once a minute per worker is plenty.
+RETENTION_EVERY = 60.0
 
 
 def next_wait(interval: float) -> float:
@@ -56,6 +59,7 @@ class RelayLoop:
         self.holder = holder
         self.settings: Settings = app.config["SETTINGS"]
         self._stop = threading.Event()
+        self._retained_at: float | None = None  # time.monotonic() of the last retention
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
 
     def start(self) -> None:
@@ -70,10 +74,16 @@ class RelayLoop:
         while not self._stop.wait(next_wait(self.settings.outbox_relay_interval)):
             self.sweep_once()
 
+    def _retention_due(self) -> bool:
+        """Pacing of this worker's own work (not a row's time): its monotonic clock."""
+        return self._retained_at is None or (
+            time.monotonic() - self._retained_at >= RETENTION_EVERY)
+
     def sweep_once(self) -> None:
+        retain = self._retention_due()
         with self.app.app_context():
             try:
-                report = sweep(self.holder)
+                report = sweep(self.holder, retain=retain)
             except (SQLAlchemyError, KombuError, RedisError, OSError) as exc:
                 db.session.rollback()
                 log.warning("relay sweep failed, next try in about %ss: %s",
@@ -85,6 +95,8 @@ class RelayLoop:
                 return
             finally:
                 db.session.remove()
+        if report is not None and retain:
+            self._retained_at = time.monotonic()
         if report is not None and (report.relayed.published or report.relayed.failed
                                    or report.deleted):
             log.info("relay sweep published=%d failed=%d deleted=%d",

@@ -21,7 +21,7 @@ from shared.db_clock import db_now
 from shared.models import DeliveryKind, EmailDelivery, RelaySweep
 from worker import outbox as outbox_states
 from worker import relay_thread
-from worker.relay import relay_due, sweep, take_sweep_lease
+from worker.relay import RelayReport, SweepReport, relay_due, sweep, take_sweep_lease
 
 STALE = timedelta(seconds=30)  # Settings().outbox_stale_after
 
@@ -199,7 +199,7 @@ def test_a_failing_sweep_logs_one_line_and_the_next_one_runs(worker_app: Flask, 
                                                              caplog: pytest.LogCaptureFixture):
     calls = []
 
-    def database_down(holder: str):
+    def database_down(holder: str, retain: bool = True):
         calls.append(holder)
         raise DatabaseDown("SELECT 1", {}, ConnectionRefusedError("refused"))
 
@@ -232,3 +232,21 @@ def test_the_relay_thread_sweeps_on_its_own_and_stops_when_asked(worker_app: Fla
         loop.stop()
     assert outbox.get(delivery_id).relays == 1
     assert not loop._thread.is_alive()
+
+
+def test_retention_runs_at_most_once_a_minute_per_worker(worker_app: Flask, monkeypatch):
+    """Retention reads every finished row kept: not at every sweep of the interval."""
+    asked: list[bool] = []
+
+    def recording_sweep(holder: str, retain: bool = True):
+        asked.append(retain)
+        return SweepReport(RelayReport(0, 0), 0)
+
+    monkeypatch.setattr(relay_thread, "sweep", recording_sweep)
+    loop = relay_thread.RelayLoop(worker_app, "worker-a:1")
+    loop.sweep_once()
+    loop.sweep_once()
+    monkeypatch.setattr(relay_thread.time, "monotonic",
+                        lambda: loop._retained_at + relay_thread.RETENTION_EVERY)
+    loop.sweep_once()
+    assert asked == [True, False, True]
