@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from celery import Celery
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from werkzeug.security import generate_password_hash
 
 from shared.celery_factory import make_celery
@@ -25,6 +25,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.contract import SEND_PASSWORD_RESET, DeliveryPayload
 from shared.database import db
+from shared.db_clock import db_now
 from shared.models import DeliveryKind, EmailDelivery, User
 from web import create_app, migrations_directory
 from web.publisher import publish_delivery
@@ -109,10 +110,13 @@ def insert_deliveries(app: Flask, recipients: Sequence[str]) -> list[str]:
     """Commit one outbox row per recipient, built as the web tier builds it; return the ids."""
     columns = [column.key for column in EmailDelivery.__table__.columns]
     rows = []
-    for email in recipients:
-        delivery = EmailDelivery.new(DeliveryKind.PASSWORD_RESET, email)
-        rows.append({key: getattr(delivery, key) for key in columns})
     with app.app_context():
+        # `new` stamps rows with the database's clock in SQL; a bulk insert takes values.
+        now = db.session.scalar(select(db_now()))
+        for email in recipients:
+            delivery = EmailDelivery.new(DeliveryKind.PASSWORD_RESET, email)
+            delivery.created_at = delivery.updated_at = now
+            rows.append({key: getattr(delivery, key) for key in columns})
         for start in range(0, len(rows), CHUNK):
             db.session.execute(insert(EmailDelivery), rows[start:start + CHUNK])
         db.session.commit()
