@@ -48,8 +48,9 @@ def _sqlite_now(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(db_now, "postgresql")
 def _postgresql_now(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
-    # clock_timestamp(), not now(): a transaction's start may lie well in the past.
-    return ("(clock_timestamp() + make_interval(secs => "
+    # statement_timestamp(): one value per statement (stable, so indexes can use it), and
+    # unlike now() not the start of a transaction that may have begun long before.
+    return ("(statement_timestamp() + make_interval(secs => "
             f"CAST({_offset(element, compiler, **kw)} AS double precision)))")
 
 

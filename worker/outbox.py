@@ -58,9 +58,9 @@ class Claim:
 
 
 _deliveries = EmailDelivery.__table__
+_attempts = DeliveryAttempt.__table__
 UNFINISHED = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value,
               DeliveryStatus.RETRYING.value)
-_attempts = DeliveryAttempt.__table__
 
 
 def moment(now: datetime | None, seconds: float = 0.0) -> Any:
