@@ -92,17 +92,18 @@ def relay_due() -> RelayReport:
     celery: Celery = current_app.extensions["celery"]
     due = outbox.take_due_for_relay(timedelta(seconds=settings.outbox_stale_after), BATCH)
     unpublished: list[str] = []
-    for row in due:
+    for n, row in enumerate(due):
         kind = KINDS.get(row.kind)
         if kind is None:  # a worker that claims it dead-letters it; any task name will do
             kind = next(iter(KINDS.values()))
         try:
             publish(celery, kind.task_name, row.id, row.attempts + 1)
         except (OperationalError, KombuError, RedisError, OSError) as exc:
-            log.warning("relay publish failed delivery=%s error=%s", row.id,
-                        type(exc).__name__)
-            unpublished.append(row.id)
-            continue
+            # The broker is down: the rest would fail too, each after its own timeouts.
+            unpublished = [left.id for left in due[n:]]
+            log.warning("relay publish failed, %d row(s) left for the next sweep: %s",
+                        len(unpublished), type(exc).__name__)
+            break
         delivery_event("delivery.relayed", row.id, kind=row.kind, attempt=row.attempts + 1)
     outbox.relay_again_now(unpublished)
     return RelayReport(published=len(due) - len(unpublished), failed=len(unpublished))

@@ -119,18 +119,24 @@ def test_two_relays_at_once_take_each_row_once(worker_app: Flask, outbox):
 
 
 def test_a_failed_republish_is_due_again_at_the_next_sweep(worker_app: Flask, outbox,
-                                                           monkeypatch):
-    delivery_id = outbox.add(relay_after=utcnow())
+                                                           monkeypatch, caplog):
+    ids = [outbox.add(f"u{n}@example.com", relay_after=utcnow()) for n in range(3)]
+    tries = []
 
     def broker_down(*args, **kwargs):
+        tries.append(kwargs["task_id"])
         raise OperationalError("connection refused")
 
     monkeypatch.setattr(worker_app.extensions["celery"], "send_task", broker_down)
-    with worker_app.app_context():
+    with caplog.at_level(logging.WARNING, logger="worker.relay"), worker_app.app_context():
         report = relay_due()
-    assert (report.published, report.failed) == (0, 1)
-    row = outbox.get(delivery_id)
-    assert row.relay_after <= database_now(worker_app)
+    assert (report.published, report.failed) == (0, 3)
+    # The first failure ends the sweep's publishing: one try, one log line.
+    assert len(tries) == 1
+    [line] = [r.getMessage() for r in caplog.records if r.name == "worker.relay"]
+    assert "3 row(s) left for the next sweep" in line
+    for delivery_id in ids:
+        assert outbox.get(delivery_id).relay_after <= database_now(worker_app)
 
 
 def test_claim_clears_the_relay_mark_so_a_dead_claim_is_relayed_at_lease_end(
