@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from celery import Celery
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from werkzeug.security import generate_password_hash
 
 from shared.celery_factory import make_celery
@@ -26,7 +26,7 @@ from shared.config import Settings
 from shared.contract import SEND_PASSWORD_RESET, DeliveryPayload
 from shared.database import db
 from shared.db_clock import db_now
-from shared.models import DeliveryKind, EmailDelivery, User
+from shared.models import DeliveryKind, DeliveryStatus, EmailDelivery, User
 from web import create_app, migrations_directory
 from web.publisher import publish_delivery
 
@@ -185,5 +185,18 @@ def enqueue_resets(app: Flask, recipients: Sequence[str],
 
 
 def purge_email_queue(app: Flask) -> int:
-    """Drop whatever is still queued in Redis (the rows stay `queued` in the database)."""
-    return int(app.extensions["celery"].control.purge() or 0)
+    """Drop whatever is still queued in Redis, and retire the rows it was for.
+
+    Every worker relays the outbox: a row left `queued` would be republished once stale
+    and sent in the middle of a later measurement. Rows being sent are left to finish.
+    """
+    purged = int(app.extensions["celery"].control.purge() or 0)
+    with app.app_context():
+        db.session.execute(
+            update(EmailDelivery)
+            .where(EmailDelivery.status.in_((DeliveryStatus.QUEUED.value,
+                                             DeliveryStatus.RETRYING.value)))
+            .values(status=DeliveryStatus.FAILED.value, last_error="bench: purged")
+        )
+        db.session.commit()
+    return purged
