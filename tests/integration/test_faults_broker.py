@@ -76,8 +76,9 @@ def test_requests_during_a_broker_outage_are_answered_and_delivered_later(
         delivered=len(smtp_server.mailbox.recipients()),
         duplicates=smtp_server.mailbox.duplicates(), recovery_seconds=last - back_at,
         notes=[requests.timing_note() + f" with Redis down; {marked} rows marked for the relay",
-               f"relayed {sum(row.relays for row in rows(fault_web))} messages once Redis "
-               "was back (the worker reconnects with backoff)"],
+               f"{sum(row.relays for row in rows(fault_web))} relay takes, counting the "
+               "sweeps whose first publish failed while Redis was down (the worker "
+               "reconnects with backoff)"],
     )
     assert marked == BURST
     assert smtp_server.mailbox.recipients() == set(emails)
