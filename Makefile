@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app web.wsgi
 
-.PHONY: help install run test test-unit lint web worker beat flower migrate bench bench-timing test-services test-postgres clean
+.PHONY: help install run test test-unit lint web worker flower migrate bench bench-timing test-services test-postgres clean
 
 help:
-	@echo "make run     start web, worker, beat, Flower, embedded Redis and an SMTP sink (SQLite)"
+	@echo "make run     start web, worker, Flower, embedded Redis and an SMTP sink (SQLite)"
 	@echo "make test    install and run the whole test suite (again on local PostgreSQL/Redis if up)"
-	@echo "make web | worker | beat | flower   one role, configured by the environment"
+	@echo "make web | worker | flower   one role, configured by the environment (run any number)"
 	@echo "make lint    ruff and the import boundaries"
 	@echo "make bench   the benchmark: a few minutes, prints a table, writes artifacts/bench.json"
 
@@ -48,12 +48,9 @@ migrate: $(STAMP)
 web: $(STAMP) migrate
 	$(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$${PORT:-5000} --workers $${WEB_CONCURRENCY:-2} web.wsgi:app
 
+# Every worker also runs the outbox relay (worker/relay_thread.py): no beat to keep alive.
 worker: $(STAMP)
 	$(BIN)/celery -A worker.celery_app:celery_app worker -Q email --loglevel INFO
-
-# The outbox relay's clock: republishes stuck, unpublished and due-for-retry emails.
-beat: $(STAMP)
-	$(BIN)/celery -A worker.celery_app:celery_app beat --loglevel INFO
 
 flower: $(STAMP)
 	$(BIN)/celery -A worker.celery_app:celery_app flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555}

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from celery import Celery
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import insert
+from sqlalchemy import insert, select, update
 
 from shared.celery_factory import make_celery
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.contract import SEND_PASSWORD_RESET, DeliveryPayload
 from shared.database import db
-from shared.models import DeliveryKind, EmailDelivery, User
+from shared.db_clock import db_now
+from shared.models import DeliveryKind, DeliveryStatus, EmailDelivery, User
 from shared.passwords import password_hashing
 from web import create_app, migrations_directory
 from web.publisher import publish_delivery
@@ -109,10 +110,13 @@ def insert_deliveries(app: Flask, recipients: Sequence[str]) -> list[str]:
     """Commit one outbox row per recipient, built as the web tier builds it; return the ids."""
     columns = [column.key for column in EmailDelivery.__table__.columns]
     rows = []
-    for email in recipients:
-        delivery = EmailDelivery.new(DeliveryKind.PASSWORD_RESET, email)
-        rows.append({key: getattr(delivery, key) for key in columns})
     with app.app_context():
+        # `new` stamps rows with the database's clock in SQL; a bulk insert takes values.
+        now = db.session.scalar(select(db_now()))
+        for email in recipients:
+            delivery = EmailDelivery.new(DeliveryKind.PASSWORD_RESET, email)
+            delivery.created_at = delivery.updated_at = now
+            rows.append({key: getattr(delivery, key) for key in columns})
         for start in range(0, len(rows), CHUNK):
             db.session.execute(insert(EmailDelivery), rows[start:start + CHUNK])
         db.session.commit()
@@ -181,5 +185,18 @@ def enqueue_resets(app: Flask, recipients: Sequence[str],
 
 
 def purge_email_queue(app: Flask) -> int:
-    """Drop whatever is still queued in Redis (the rows stay `queued` in the database)."""
-    return int(app.extensions["celery"].control.purge() or 0)
+    """Drop whatever is still queued in Redis, and retire the rows it was for.
+
+    Every worker relays the outbox: a row left `queued` would be republished once stale
+    and sent in the middle of a later measurement. Rows being sent are left to finish.
+    """
+    purged = int(app.extensions["celery"].control.purge() or 0)
+    with app.app_context():
+        db.session.execute(
+            update(EmailDelivery)
+            .where(EmailDelivery.status.in_((DeliveryStatus.QUEUED.value,
+                                             DeliveryStatus.RETRYING.value)))
+            .values(status=DeliveryStatus.FAILED.value, last_error="bench: purged")
+        )
+        db.session.commit()
+    return purged

@@ -1,8 +1,8 @@
 """`make run`: the whole stack in one terminal, with prefixed logs and a clean Ctrl-C.
 
 Starts an embedded Redis (unless REDIS_URL is set), an SMTP sink that prints each email
-(unless MAIL_SERVER is set), migrates the SQLite database, then the web tier, the worker,
-beat (which runs the outbox relay every few seconds) and Flower.
+(unless MAIL_SERVER is set), migrates the SQLite database, then the web tier, the worker
+(which also runs the outbox relay every few seconds) and Flower.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ def main() -> int:
         "worker", f"{celery} worker -Q email --loglevel INFO", env=env,
         cwd=str(ROOT),
     )
-    manager.add_process("beat", f"{celery} beat --loglevel INFO", env=env, cwd=str(ROOT))
     manager.add_process(
         "flower", f"{celery} flower --address=127.0.0.1 --port={env['FLOWER_PORT']}",
         env=env, cwd=str(ROOT),

@@ -14,8 +14,6 @@ from typing import Any
 EMAIL_QUEUE = "email"
 SEND_PASSWORD_RESET = "email.send_password_reset"
 SEND_PASSWORD_CHANGED = "email.send_password_changed"
-# Periodic (beat): re-publishes outbox rows that were never published or got stuck.
-RELAY_OUTBOX = "email.relay_outbox"
 
 RESET_PASSWORD_PATH = "/reset_password/<token>"
 # Where the "your password was changed" notice sends someone who did not change it.
@@ -39,8 +37,18 @@ class DeliveryPayload:
 TASK_ROUTES: dict[str, dict[str, str]] = {
     SEND_PASSWORD_RESET: {"queue": EMAIL_QUEUE},
     SEND_PASSWORD_CHANGED: {"queue": EMAIL_QUEUE},
-    RELAY_OUTBOX: {"queue": EMAIL_QUEUE},
 }
+
+
+def task_id_for(delivery_id: str, attempt: int) -> str:
+    """The task id of a delivery's `attempt`-th attempt (1 for the first): `<id>-<n>`.
+
+    Flower then lists one email's attempts under the same prefix, and shows `attempt - 1`
+    in its Retries column (the message's `retries` field, which publishers set to match).
+    A message republished for the same attempt (it was lost, or sat too long) carries
+    the same id: it is the same attempt.
+    """
+    return f"{delivery_id}-{attempt}"
 
 
 def reset_password_url(base_url: str, token: str) -> str:

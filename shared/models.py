@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -217,13 +218,18 @@ FINAL_STATUSES = (
 class EmailDelivery(db.Model):  # type: ignore[name-defined,misc]
     """An outbox row: the web tier commits it, then publishes only its id.
 
-    `relay_after` is when the outbox relay should (re)publish the row if it is still
-    unfinished: unset means "the web tier published it" (the relay steps in only once the
-    row has waited `OUTBOX_STALE_AFTER`); the web sets it to now when its publish failed,
-    and the relay pushes it forward each time it republishes.
+    Every moment here that decides who may take the row is written by the database's
+    clock (`shared.db_clock.db_now`), never a worker's. `relay_after` is when the outbox
+    relay should (re)publish the row if it is still unfinished: unset means "the web tier
+    published it" (the relay steps in only once the row has waited `OUTBOX_STALE_AFTER`);
+    the web sets it to now when its publish failed, and the relay pushes it forward each
+    time it republishes.
     """
 
     __tablename__ = "email_delivery"
+    # The relay's due query reads unfinished rows by status, retries by due time (0005).
+    __table_args__ = (Index("ix_email_delivery_status_next_attempt_at", "status",
+                            "next_attempt_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
@@ -241,7 +247,10 @@ class EmailDelivery(db.Model):  # type: ignore[name-defined,misc]
 
     @classmethod
     def new(cls, kind: DeliveryKind, email: str) -> EmailDelivery:
-        now = utcnow()
+        """A queued row whose age the database's clock measures (the relay's staleness)."""
+        from shared.db_clock import db_now  # it types itself with UTCDateTime, above
+
+        now = db_now()
         return cls(
             id=secrets.token_hex(16),
             kind=kind.value,

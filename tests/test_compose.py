@@ -43,14 +43,14 @@ def test_compose_files_validate_against_the_compose_spec(name: str):
 
 
 def test_the_stack_has_every_role(services: dict):
-    assert {"proxy", "migrate", "web", "worker", "beat", "flower", "redis", "db",
+    assert {"proxy", "migrate", "web", "worker", "flower", "redis", "db",
             "mailpit"} <= set(services)
     assert set(built_services({"services": services})) == {
-        "migrate", "web", "worker", "beat", "flower"}
+        "migrate", "web", "worker", "flower"}
 
 
 def test_every_long_running_service_has_a_healthcheck_and_restarts(services: dict):
-    for name in ("proxy", "web", "worker", "beat", "flower", "redis", "db", "mailpit"):
+    for name in ("proxy", "web", "worker", "flower", "redis", "db", "mailpit"):
         assert "healthcheck" in services[name], name
         assert services[name]["restart"] == "unless-stopped", name
     assert services["migrate"]["restart"] == "no"
@@ -107,10 +107,10 @@ def test_the_proxy_runs_the_shipped_config_with_a_mounted_certificate(services: 
     assert "/proxy-health" in " ".join(proxy["healthcheck"]["test"])
 
 
-def test_migrations_run_once_before_web_worker_and_beat(services: dict):
+def test_migrations_run_once_before_web_and_worker(services: dict):
     assert services["migrate"]["command"][-2:] == ["db", "upgrade"]
     assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["redis"]["condition"] == "service_healthy", name
@@ -142,15 +142,11 @@ def test_worker_scales_and_outlives_its_longest_task(services: dict):
     assert "inspect ping --destination celery@$$HOSTNAME" in test
 
 
-def test_beat_keeps_its_schedule_on_a_volume_and_answers_ping(services: dict):
-    beat = services["beat"]
-    command = beat["command"]
-    assert command[:4] == ["celery", "-A", "worker.celery_app:celery_app", "beat"]
-    assert "--enable-remote-control" in command
-    schedule = command[command.index("--schedule") + 1]
-    mounts = [str(volume).split(":")[1] for volume in beat["volumes"]]
-    assert any(schedule.startswith(mount + "/") for mount in mounts)
-    assert "celerybeat@$$HOSTNAME" in " ".join(beat["healthcheck"]["test"])
+def test_there_is_no_beat_every_worker_relays(compose: dict):
+    """The outbox relay runs in every worker: no singleton service, no schedule volume."""
+    assert "beat" not in compose["services"]
+    assert not any("beat" in name for name in compose.get("volumes") or {})
+    assert "beat" not in load("docker-compose.prod.yml")["services"]
 
 
 def test_flower_has_auth_config_and_persistent_state_on_a_volume(services: dict):
@@ -192,7 +188,7 @@ def test_production_override_uses_a_real_relay_and_no_mailpit(compose: dict):
 
 
 def test_long_running_services_are_what_the_smoke_test_checks(compose: dict):
-    assert long_running_services(compose) == ["web", "worker", "beat", "flower"]
+    assert long_running_services(compose) == ["web", "worker", "flower"]
 
 
 # -- Dockerfile ----------------------------------------------------------------------------

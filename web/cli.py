@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select, update
 
 from shared.clock import utcnow
 from shared.database import db
+from shared.db_clock import db_now
 from shared.emails import mask_email, normalize_email
 from shared.models import (
     FINAL_STATUSES,
@@ -112,7 +113,7 @@ def retry_deliveries(delivery_ids: tuple[str, ...], all_failed: bool) -> None:
     """Give dead-lettered rows a fresh set of attempts; the relay sends them."""
     if not delivery_ids and not all_failed:
         raise click.UsageError("give delivery ids or --all-failed")
-    now = utcnow()
+    now = db_now()  # the relay reads relay_after on the database's clock
     query = update(EmailDelivery).where(EmailDelivery.status == DeliveryStatus.FAILED.value)
     if not all_failed:
         query = query.where(EmailDelivery.id.in_(delivery_ids))

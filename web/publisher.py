@@ -17,9 +17,9 @@ from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared.clock import utcnow
-from shared.contract import EMAIL_QUEUE, DeliveryPayload
+from shared.contract import EMAIL_QUEUE, DeliveryPayload, task_id_for
 from shared.database import db
+from shared.db_clock import db_now
 from shared.models import EmailDelivery
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ PUBLISH_RETRY_POLICY = {
 
 
 def publish_delivery(celery: Celery, task_name: str, payload: DeliveryPayload) -> bool:
-    """Enqueue the task for a committed outbox row.
+    """Enqueue the first attempt of a committed outbox row (task id `<id>-1`).
 
     When the broker is down: log, mark the row for the relay's next sweep, and return
     False instead of raising.
@@ -45,6 +45,8 @@ def publish_delivery(celery: Celery, task_name: str, payload: DeliveryPayload) -
             kwargs=payload.as_kwargs(),
             kwargsrepr=payload.display(),
             argsrepr="()",
+            task_id=task_id_for(payload.delivery_id, 1),
+            retries=0,
             queue=EMAIL_QUEUE,
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,
@@ -69,7 +71,7 @@ def relay_soon(delivery_id: str) -> None:
     try:
         db.session.execute(
             update(EmailDelivery).where(EmailDelivery.id == delivery_id)
-            .values(relay_after=utcnow())
+            .values(relay_after=db_now())
             .execution_options(synchronize_session=False)
         )
         db.session.commit()

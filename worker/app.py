@@ -11,9 +11,8 @@ from flask_mail import Mail
 
 from shared.celery_factory import make_celery
 from shared.config import Settings
-from shared.contract import EMAIL_QUEUE, RELAY_OUTBOX
 from shared.database import db
-from worker import lifecycle, smtp_probe, task_log
+from worker import lifecycle, relay_thread, smtp_probe, task_log
 
 mail = Mail()
 TEMPLATES = Path(__file__).parent / "templates"
@@ -42,34 +41,10 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery = make_celery(settings, "worker", task_cls=FlaskTask, include=["worker.tasks"])
-    celery.conf.update(beat_settings(settings))
     celery.set_default()
     app.extensions["celery"] = celery
     lifecycle.connect(app)
     smtp_probe.connect(celery, settings)
+    relay_thread.install(app, celery)  # every worker relays: no beat
     task_log.connect()
     return celery
-
-
-def beat_settings(settings: Settings) -> dict[str, Any]:
-    """`celery -A worker.celery_app:celery_app beat`: the relay, every few seconds.
-
-    The schedule lives here, not in a file: the in-memory scheduler has nothing worth
-    persisting (one fixed interval), so beat needs no writable volume. Relay messages
-    share the email queue; one that waited behind a backlog for longer than a queued row
-    may wait (`OUTBOX_STALE_AFTER`) is dropped, as later ones are on their way, so a long
-    backlog does not collect a relay per interval.
-    """
-    interval = settings.outbox_relay_interval
-    expires = max(4 * interval, float(settings.outbox_stale_after))
-    return {
-        "beat_scheduler": "celery.beat:Scheduler",
-        "beat_max_loop_interval": max(1.0, interval),
-        "beat_schedule": {
-            "relay-outbox": {
-                "task": RELAY_OUTBOX,
-                "schedule": interval,
-                "options": {"queue": EMAIL_QUEUE, "expires": expires},
-            },
-        },
-    }

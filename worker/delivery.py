@@ -17,7 +17,6 @@ from datetime import timedelta
 
 from flask import current_app
 
-from shared.clock import utcnow
 from shared.config import Settings
 from shared.emails import mask_email
 from shared.events import delivery_event
@@ -49,8 +48,7 @@ def deliver(delivery_id: str) -> Outcome:
     if not send_rate.wait_for_slot(settings):  # over EMAIL_SEND_RATE: the relay brings it back
         send_rate.put_back(delivery_id)
         return Outcome("deferred")
-    now = utcnow()
-    row = outbox.take(delivery_id, timedelta(seconds=settings.delivery_lease_seconds), now)
+    row = outbox.take(delivery_id, timedelta(seconds=settings.delivery_lease_seconds))
     if row is None:
         status = outbox.status_of(delivery_id)
         delivery_event("delivery.skipped", delivery_id, status=status)
@@ -58,14 +56,14 @@ def deliver(delivery_id: str) -> Outcome:
 
     kind = KINDS.get(row.kind)
     if kind is None:
-        return _dead(outbox.open_attempt(row, now), f"unknown kind {row.kind!r}")
+        return _dead(outbox.open_attempt(row), f"unknown kind {row.kind!r}")
     if row.attempts > settings.delivery_max_attempts:
         # The earlier attempts never reported back: their workers died mid-send.
-        return _dead(outbox.open_attempt(row, now),
+        return _dead(outbox.open_attempt(row),
                      f"gave up after {row.attempts - 1} attempts that did not finish")
 
     recipient = kind.resolve(row, settings)
-    claim = outbox.open_attempt(row, now)  # commits the claim with what resolve wrote
+    claim = outbox.open_attempt(row)  # commits the claim with what resolve wrote
     if isinstance(recipient, Skip):
         outbox.finish(claim, recipient.status, recipient.reason)
         level = logging.WARNING if recipient.status is DeliveryStatus.EXPIRED else logging.INFO
@@ -102,7 +100,8 @@ def _record_failure(claim: outbox.Claim, exc: BaseException, settings: Settings)
     delay = backoff_seconds(delivery.attempts, settings.retry_backoff_base,
                             settings.retry_backoff_max)
     deadline = KINDS[delivery.kind].deadline(delivery, settings)
-    if deadline is not None and utcnow() + timedelta(seconds=delay) > deadline:
+    # The database's time of the claim, not this worker's clock (rows compare with it).
+    if deadline is not None and delivery.claimed_at + timedelta(seconds=delay) > deadline:
         reason = f"link would expire before the next attempt; last error: {failure.reason}"
         outbox.finish(claim, DeliveryStatus.EXPIRED, reason)
         delivery_event("delivery.expired", delivery.id, level=logging.WARNING,

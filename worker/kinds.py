@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from flask_mail import Message
 from sqlalchemy import select
 
-from shared.clock import utcnow
 from shared.config import Settings
 from shared.contract import (
     SEND_PASSWORD_CHANGED,
@@ -73,7 +72,7 @@ def _reset_deadline(delivery: ClaimedRow, settings: Settings) -> datetime:
 
 
 def _resolve_reset(delivery: ClaimedRow, settings: Settings) -> Recipient | Skip:
-    if utcnow() > _reset_deadline(delivery, settings):
+    if delivery.claimed_at > _reset_deadline(delivery, settings):  # the database's clock
         return Skip(DeliveryStatus.EXPIRED, "link would expire before delivery")
     user = User.find_for_reset(delivery.email)  # inactive accounts get nothing
     if user is None:
@@ -95,7 +94,7 @@ def _compose_reset(delivery: ClaimedRow, recipient: Recipient, settings: Setting
         generation=recipient.generation,
     )
     link = reset_password_url(settings.link_base_url, token)
-    minutes_left = max(1, math.ceil((expires_at - utcnow()).total_seconds() / 60))
+    minutes_left = max(1, math.ceil((expires_at - delivery.claimed_at).total_seconds() / 60))
     return password_reset_message(recipient, link, minutes_left)
 
 

@@ -9,6 +9,11 @@ worker died stays visible with no outcome.
 
 These run once per email, so they are single Core statements on plain snapshots of the
 row, not ORM objects: no identity map, no attribute reloads after a commit.
+
+Which clock decides: the database's (`db_now()` inside each statement). A lease's end,
+a retry's due time and whether a row is claimable are never computed from a worker's
+clock, so a worker whose clock runs minutes ahead cannot take a row another still holds.
+Functions that take `now` accept a datetime only so tests can ask "what about later?".
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Float, Text, and_, bindparam, func, insert, or_, select, update
 
-from shared.clock import utcnow
 from shared.database import db
+from shared.db_clock import db_now
 from shared.models import DeliveryAttempt, DeliveryStatus, EmailDelivery, UTCDateTime
 
 
@@ -33,13 +38,15 @@ def worker_name() -> str:
 
 @dataclass(frozen=True)
 class ClaimedRow:
-    """What a worker needs of a row it has just claimed (`attempts` counts this one)."""
+    """What a worker needs of a row it has just claimed (`attempts` counts this one;
+    `claimed_at` is the database's time of the claim)."""
 
     id: str
     kind: str
     email: str
     attempts: int
     created_at: datetime
+    claimed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -52,11 +59,19 @@ class Claim:
 
 _deliveries = EmailDelivery.__table__
 _attempts = DeliveryAttempt.__table__
+UNFINISHED = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value,
+              DeliveryStatus.RETRYING.value)
 
 
-def claimable(now: Any):  # type: ignore[no-untyped-def]
-    """Rows a worker may take at `now` (a datetime or a bound parameter): waiting, due for
+def moment(now: datetime | None, seconds: float = 0.0) -> Any:
+    """`seconds` after `now`; with no `now`, in SQL on the database's clock."""
+    return db_now(seconds) if now is None else now + timedelta(seconds=seconds)
+
+
+def claimable(now: Any = None):  # type: ignore[no-untyped-def]
+    """Rows a worker may take at `now` (default: the database's now): waiting, due for
     a retry, or held by a dead claim."""
+    now = db_now() if now is None else now
     c = _deliveries.c
     return or_(
         c.status == DeliveryStatus.QUEUED.value,
@@ -72,18 +87,18 @@ def claimable(now: Any):  # type: ignore[no-untyped-def]
 _TAKE = (
     update(_deliveries)
     .where(_deliveries.c.id == bindparam("delivery_id"))
-    .where(claimable(bindparam("now", type_=UTCDateTime)))
+    .where(claimable())
     .values(
         status=DeliveryStatus.SENDING.value,
         attempts=_deliveries.c.attempts + 1,
-        lease_until=bindparam("lease_end", type_=UTCDateTime),
+        lease_until=db_now(bindparam("lease_seconds", type_=Float)),
         relay_after=None,
-        updated_at=bindparam("claimed_at", type_=UTCDateTime),
+        updated_at=db_now(),
     )
     .returning(_deliveries.c.id, _deliveries.c.kind, _deliveries.c.email,
-               _deliveries.c.attempts, _deliveries.c.created_at)
+               _deliveries.c.attempts, _deliveries.c.created_at, db_now().label("now"))
 )
-_OPEN_ATTEMPT = insert(_attempts).returning(_attempts.c.id)
+_OPEN_ATTEMPT = insert(_attempts).values(started_at=db_now()).returning(_attempts.c.id)
 _STATUS = select(_deliveries.c.status).where(_deliveries.c.id == bindparam("delivery_id"))
 _CLOSE_DELIVERY = (
     update(_deliveries)
@@ -92,12 +107,15 @@ _CLOSE_DELIVERY = (
         status=bindparam("outcome"),
         lease_until=None,
         relay_after=None,
-        updated_at=bindparam("closed_at", type_=UTCDateTime),
-        next_attempt_at=bindparam("retry_at", type_=UTCDateTime),
+        updated_at=db_now(),
+        next_attempt_at=db_now(bindparam("retry_in", type_=Float)),
         # Kept when the new value is NULL: an earlier error stays until a newer one.
-        sent_at=func.coalesce(bindparam("sent_time", type_=UTCDateTime), _deliveries.c.sent_at),
+        # A NULL offset makes db_now() NULL: no retry time, or sent_at left as it was.
+        sent_at=func.coalesce(db_now(bindparam("sent_now", type_=Float)),
+                              _deliveries.c.sent_at),
         last_error=func.coalesce(bindparam("error", type_=Text), _deliveries.c.last_error),
     )
+    .returning(_deliveries.c.updated_at, _deliveries.c.next_attempt_at)
 )
 _CLOSE_ATTEMPT = (
     update(_attempts)
@@ -111,34 +129,33 @@ _CLOSE_ATTEMPT = (
 )
 
 
-def take(delivery_id: str, lease: timedelta, now: datetime) -> ClaimedRow | None:
+def take(delivery_id: str, lease: timedelta) -> ClaimedRow | None:
     """Mark the row `sending` for this worker, uncommitted; None if it is not ours to send.
 
     Commit with `open_attempt` (or roll back: the row is as it was).
     """
     row = db.session.execute(_TAKE, {
-        "delivery_id": delivery_id, "now": now, "lease_end": now + lease, "claimed_at": now,
+        "delivery_id": delivery_id, "lease_seconds": lease.total_seconds(),
     }).one_or_none()
     if row is None:
         db.session.rollback()
         return None
-    return ClaimedRow(row.id, row.kind, row.email, row.attempts, row.created_at)
+    return ClaimedRow(row.id, row.kind, row.email, row.attempts, row.created_at, row.now)
 
 
-def open_attempt(row: ClaimedRow, now: datetime) -> Claim:
+def open_attempt(row: ClaimedRow) -> Claim:
     """Record the attempt and commit the claim with it."""
     attempt_id = db.session.execute(
-        _OPEN_ATTEMPT, {"delivery_id": row.id, "worker": worker_name(), "started_at": now}
+        _OPEN_ATTEMPT, {"delivery_id": row.id, "worker": worker_name()}
     ).scalar_one()
     db.session.commit()
     return Claim(row, attempt_id)
 
 
-def claim(delivery_id: str, lease: timedelta, now: datetime | None = None) -> Claim | None:
+def claim(delivery_id: str, lease: timedelta) -> Claim | None:
     """Take the row and open its attempt in one commit (a claim with nothing else in it)."""
-    now = now or utcnow()
-    row = take(delivery_id, lease, now)
-    return None if row is None else open_attempt(row, now)
+    row = take(delivery_id, lease)
+    return None if row is None else open_attempt(row)
 
 
 def status_of(delivery_id: str) -> str:
@@ -147,16 +164,14 @@ def status_of(delivery_id: str) -> str:
 
 def _close(claim: Claim, outcome: DeliveryStatus, error: str | None,
            retry_in: timedelta | None = None) -> None:
-    now = utcnow()
-    retry_at = None if retry_in is None else now + retry_in
-    db.session.execute(_CLOSE_DELIVERY, {
-        "delivery_id": claim.delivery.id, "outcome": outcome.value, "closed_at": now,
-        "retry_at": retry_at, "error": error,
-        "sent_time": now if outcome is DeliveryStatus.SENT else None,
-    })
+    closed = db.session.execute(_CLOSE_DELIVERY, {
+        "delivery_id": claim.delivery.id, "outcome": outcome.value, "error": error,
+        "retry_in": None if retry_in is None else retry_in.total_seconds(),
+        "sent_now": 0.0 if outcome is DeliveryStatus.SENT else None,
+    }).one()
     db.session.execute(_CLOSE_ATTEMPT, {
-        "attempt_id": claim.attempt_id, "result": outcome.value, "closed_at": now,
-        "reason": error, "retry_time": retry_at,
+        "attempt_id": claim.attempt_id, "result": outcome.value, "closed_at": closed.updated_at,
+        "reason": error, "retry_time": closed.next_attempt_at,
     })
     db.session.commit()
 
@@ -170,34 +185,47 @@ def schedule_retry(claim: Claim, delay: timedelta, error: str) -> None:
     _close(claim, DeliveryStatus.RETRYING, error, retry_in=delay)
 
 
-def due_for_relay(now: datetime, stale_after: timedelta):  # type: ignore[no-untyped-def]
+def due_for_relay(stale_after: timedelta, now: datetime | None = None):  # type: ignore[no-untyped-def]
     """Unfinished rows no worker is about to take: never published, lost, or due again.
 
     A queued row the web tier published is left alone until it has waited `stale_after`
     (its message is most likely still in the queue); one whose publish failed is due at
     once. After each republish the row rests for `stale_after` again, so a slow queue
     collects at most one extra message per row per period, and those are no-ops.
+    Only unfinished statuses can match, so the index on (status, next_attempt_at)
+    (migration 0005) keeps the sweep off the mass of finished rows.
     """
+    at = moment(now)
     status = EmailDelivery.status
     relay_after = EmailDelivery.relay_after
     waiting = and_(
         status == DeliveryStatus.QUEUED.value,
-        or_(relay_after.is_not(None), EmailDelivery.created_at <= now - stale_after),
+        or_(relay_after.is_not(None),
+            EmailDelivery.created_at <= moment(now, -stale_after.total_seconds())),
     )
     return and_(
-        or_(relay_after.is_(None), relay_after <= now),
-        or_(waiting, and_(status != DeliveryStatus.QUEUED.value, claimable(now))),
+        status.in_(UNFINISHED),  # what the (status, next_attempt_at) index serves
+        or_(relay_after.is_(None), relay_after <= at),
+        or_(waiting, and_(status != DeliveryStatus.QUEUED.value, claimable(at))),
     )
 
 
-def take_due_for_relay(now: datetime, stale_after: timedelta,
-                       limit: int) -> list[tuple[str, str]]:
-    """Mark up to `limit` due rows as relayed (one statement) and return (id, kind) pairs.
+@dataclass(frozen=True)
+class DueRow:
+    """A row the relay took for republishing; `attempts` counts the claims so far."""
+
+    id: str
+    kind: str
+    attempts: int
+
+
+def take_due_for_relay(stale_after: timedelta, limit: int) -> list[DueRow]:
+    """Mark up to `limit` due rows as relayed (one statement) and return them.
 
     The due condition is repeated on the UPDATE itself, so two relays running at once
     cannot both take the same row.
     """
-    due = due_for_relay(now, stale_after)
+    due = due_for_relay(stale_after)
     oldest = (
         select(EmailDelivery.id).where(due).order_by(EmailDelivery.created_at).limit(limit)
     )
@@ -205,22 +233,23 @@ def take_due_for_relay(now: datetime, stale_after: timedelta,
         update(EmailDelivery)
         .where(EmailDelivery.id.in_(oldest.scalar_subquery()))
         .where(due)
-        .values(relay_after=now + stale_after, relays=EmailDelivery.relays + 1)
-        .returning(EmailDelivery.id, EmailDelivery.kind)
+        .values(relay_after=db_now(stale_after.total_seconds()),
+                relays=EmailDelivery.relays + 1)
+        .returning(EmailDelivery.id, EmailDelivery.kind, EmailDelivery.attempts)
         .execution_options(synchronize_session=False)
     ).all()
     db.session.commit()
-    return [(row.id, row.kind) for row in rows]
+    return [DueRow(row.id, row.kind, row.attempts) for row in rows]
 
 
-def relay_again_now(delivery_ids: list[str], now: datetime) -> None:
+def relay_again_now(delivery_ids: list[str]) -> None:
     """A republish failed: make the rows due at the next sweep instead of a period later."""
     if not delivery_ids:
         return
     db.session.execute(
         update(EmailDelivery)
         .where(EmailDelivery.id.in_(delivery_ids))
-        .values(relay_after=now)
+        .values(relay_after=db_now())
         .execution_options(synchronize_session=False)
     )
     db.session.commit()

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 
 import redis
 from flask import current_app
 from sqlalchemy import bindparam, update
 
-from shared.clock import utcnow
 from shared.config import Settings
 from shared.database import db
-from shared.models import EmailDelivery, UTCDateTime
+from shared.db_clock import db_now
+from shared.models import EmailDelivery
 from shared.redis_client import redis_client
 from worker.outbox import claimable
 
@@ -101,20 +100,20 @@ def wait_for_slot(settings: Settings) -> bool:
     return True
 
 
+# Judged and stamped by the database's clock, as every other decision about a row.
 _PUT_BACK = (
     update(EmailDelivery.__table__)
     .where(EmailDelivery.__table__.c.id == bindparam("delivery_id"))
-    .where(claimable(bindparam("now", type_=UTCDateTime)))
-    .values(relay_after=bindparam("due_at", type_=UTCDateTime))
+    .where(claimable())
+    .values(relay_after=db_now())
 )
 
 
-def put_back(delivery_id: str, now: datetime | None = None) -> None:
+def put_back(delivery_id: str) -> None:
     """Leave the row as it is, due for the relay's next sweep: no claim, no attempt.
 
     Only a row still waiting is touched: one that another worker has claimed or finished
     meanwhile is none of this task's business.
     """
-    now = now or utcnow()
-    db.session.execute(_PUT_BACK, {"delivery_id": delivery_id, "now": now, "due_at": now})
+    db.session.execute(_PUT_BACK, {"delivery_id": delivery_id})
     db.session.commit()

@@ -13,10 +13,9 @@ from __future__ import annotations
 from celery import shared_task
 from celery.exceptions import Retry
 
-from shared.contract import EMAIL_QUEUE, RELAY_OUTBOX, SEND_PASSWORD_CHANGED, SEND_PASSWORD_RESET
+from shared.contract import EMAIL_QUEUE, SEND_PASSWORD_CHANGED, SEND_PASSWORD_RESET
 from shared.models import DeliveryStatus
 from worker.delivery import deliver
-from worker.relay import relay_due
 
 
 class TransientSendFailure(Exception):
@@ -45,7 +44,3 @@ def send_password_reset(delivery_id: str) -> str:
 def send_password_changed(delivery_id: str) -> str:
     return _deliver_for_flower(delivery_id)
 
-
-@shared_task(name=RELAY_OUTBOX, queue=EMAIL_QUEUE)
-def relay_outbox() -> int:
-    return relay_due().published

@@ -17,7 +17,7 @@ import redis
 from flask import Flask
 from support.faults import SHORT_TIMEOUTS, FaultFigures
 from support.mailbox import SmtpServer
-from support.processes import BeatProcess, RedisServer, ServiceProcess, WorkerProcess
+from support.processes import RedisServer, ServiceProcess, WorkerProcess
 from support.redis_db import ClaimedRedis
 
 from scripts.embedded_redis import free_port
@@ -167,10 +167,9 @@ def processes(request: pytest.FixtureRequest,
 
 
 @pytest.fixture
-def worker_and_beat(fault_env: dict[str, str], processes) -> tuple[WorkerProcess, BeatProcess]:
-    beat = processes(BeatProcess(fault_env))
-    worker = processes(WorkerProcess(fault_env))
-    return worker, beat  # type: ignore[return-value]
+def fault_worker(fault_env: dict[str, str], processes) -> WorkerProcess:
+    """A worker as `make worker` runs it: it sends, and it relays the outbox (no beat)."""
+    return processes(WorkerProcess(fault_env))  # type: ignore[return-value]
 
 
 @pytest.fixture

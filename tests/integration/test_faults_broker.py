@@ -16,7 +16,7 @@ from support.faults import (
     wait_until,
 )
 from support.mailbox import SmtpServer
-from support.processes import BeatProcess, RedisServer, WebProcess, WorkerProcess
+from support.processes import RedisServer, WebProcess, WorkerProcess
 
 from shared.contract import EMAIL_QUEUE
 from shared.database import db
@@ -39,8 +39,8 @@ def test_queued_tasks_survive_a_redis_crash(fault_web: Flask, fault_env, own_red
     back_at = time.time()
     queued_after = own_redis.client().llen(EMAIL_QUEUE)
 
-    # A worker alone (no beat, so no relay): the restored queue is what delivers.
-    processes(WorkerProcess(fault_env))
+    # The relay waits longer than this test lasts: the restored queue is what delivers.
+    processes(WorkerProcess({**fault_env, "OUTBOX_STALE_AFTER": "120"}))
     last = smtp_server.mailbox.wait_for_recipients(set(emails), timeout=60)
     wait_until(lambda: statuses(fault_web) == {"sent": BURST}, 20, "every row recorded sent")
     fault_figures(
@@ -58,14 +58,14 @@ def test_queued_tasks_survive_a_redis_crash(fault_web: Flask, fault_env, own_red
 
 def test_requests_during_a_broker_outage_are_answered_and_delivered_later(
         fault_web: Flask, fault_env, own_redis: RedisServer, smtp_server: SmtpServer,
-        worker_and_beat, fault_figures):
+        fault_worker, fault_figures):
     """Redis down while 100 users ask: each gets the normal answer, fast; all sent later."""
     emails = make_users(fault_web, BURST)
     own_redis.kill()
     requests = ResetRequests(fault_web.test_client())
     accepted = requests.ask_all(emails)
     marked = sum(1 for row in rows(fault_web) if row.relay_after is not None)
-    time.sleep(2)  # the worker and beat notice the outage and start reconnecting
+    time.sleep(2)  # the worker notices the outage and start reconnecting
     own_redis.start()
     back_at = time.time()
 
@@ -76,8 +76,9 @@ def test_requests_during_a_broker_outage_are_answered_and_delivered_later(
         delivered=len(smtp_server.mailbox.recipients()),
         duplicates=smtp_server.mailbox.duplicates(), recovery_seconds=last - back_at,
         notes=[requests.timing_note() + f" with Redis down; {marked} rows marked for the relay",
-               f"relayed {sum(row.relays for row in rows(fault_web))} messages once Redis "
-               "was back (worker and beat reconnect with backoff)"],
+               f"{sum(row.relays for row in rows(fault_web))} relay takes, counting the "
+               "sweeps whose first publish failed while Redis was down (the worker "
+               "reconnects with backoff)"],
     )
     assert marked == BURST
     assert smtp_server.mailbox.recipients() == set(emails)
@@ -86,10 +87,10 @@ def test_requests_during_a_broker_outage_are_answered_and_delivered_later(
 
 def test_a_worker_paused_through_a_redis_restart_resumes(
         fault_web: Flask, fault_env, own_redis: RedisServer, smtp_server: SmtpServer,
-        worker_and_beat, fault_figures):
+        fault_worker, fault_figures):
     """The worker is frozen (SIGSTOP: a starved CPU, a paused VM) while Redis dies and
     comes back, so it only sees its dead connections once the new server is up."""
-    worker, _ = worker_and_beat
+    worker = fault_worker
     emails = make_users(fault_web, 20)
     own_redis.kill()
     worker.pause()
@@ -113,11 +114,11 @@ def test_a_worker_paused_through_a_redis_restart_resumes(
 
 def test_a_worker_mid_send_when_redis_is_killed_stays_up_and_delivers(
         fault_web: Flask, fault_env, own_redis: RedisServer, smtp_server: SmtpServer,
-        worker_and_beat, fault_figures):
+        fault_worker, fault_figures):
     """Redis SIGKILLed at the tail of a burst, as the worker waits in BRPOP for more work
     while a slow SMTP server holds its last send, not yet acknowledged (acks_late). The
     same worker process reconnects once Redis is back and delivers the rest of the burst."""
-    worker, _ = worker_and_beat
+    worker = fault_worker
     emails = make_users(fault_web, BURST)
     first, rest = emails[:BURST // 2], emails[BURST // 2:]
     smtp_server.mailbox.reply_delay = 0.15  # commits each email, then answers slowly
@@ -154,7 +155,6 @@ def test_web_process_killed_right_after_answering_loses_nothing(
         fault_web: Flask, fault_env, smtp_server: SmtpServer, processes, fault_figures):
     """gunicorn SIGKILLed the moment the last of 100 users has seen "Check your email"."""
     emails = make_users(fault_web, BURST)
-    processes(BeatProcess(fault_env))
     processes(WorkerProcess(fault_env))
     web = processes(WebProcess(fault_env))
     asker = HttpResetRequests(web.url)  # type: ignore[attr-defined]

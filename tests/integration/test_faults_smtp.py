@@ -38,7 +38,7 @@ def seconds(moment: datetime) -> float:
 
 
 def test_smtp_down_longer_than_the_first_retries(fault_web: Flask, fault_env,
-                                                 smtp_server: SmtpServer, worker_and_beat,
+                                                 smtp_server: SmtpServer, fault_worker,
                                                  fault_figures):
     emails = make_users(fault_web, COUNT)
     smtp_server.stop()
@@ -85,7 +85,7 @@ def test_smtp_down_longer_than_the_first_retries(fault_web: Flask, fault_env,
 
 
 def test_smtp_busy_then_accepting(fault_web: Flask, fault_env, smtp_server: SmtpServer,
-                                  worker_and_beat, fault_figures):
+                                  fault_worker, fault_figures):
     """421 then 451 replies to DATA for a while: retried, then delivered once each."""
     emails = make_users(fault_web, COUNT)
     smtp_server.mailbox.reply = "421 4.7.0 Try again later, closing connection"
@@ -114,7 +114,7 @@ def test_smtp_busy_then_accepting(fault_web: Flask, fault_env, smtp_server: Smtp
 
 def test_smtp_refusing_one_recipient_dead_letters_it_alone(fault_web: Flask, fault_env,
                                                           smtp_server: SmtpServer,
-                                                          worker_and_beat, fault_figures):
+                                                          fault_worker, fault_figures):
     """550 for one address: dead-lettered at the first attempt; the others are delivered."""
     emails = make_users(fault_web, COUNT)
     refused = emails[7]
@@ -141,9 +141,9 @@ def test_smtp_refusing_one_recipient_dead_letters_it_alone(fault_web: Flask, fau
 
 
 def test_silent_smtp_server_times_out_and_the_worker_carries_on(
-        fault_web: Flask, fault_env, smtp_server: SmtpServer, worker_and_beat, fault_figures):
+        fault_web: Flask, fault_env, smtp_server: SmtpServer, fault_worker, fault_figures):
     """A server that accepts the connection and never answers, for 4 s; then a real one."""
-    worker, _ = worker_and_beat
+    worker = fault_worker
     emails = make_users(fault_web, 10)
     smtp_server.stop()
     silent = SilentServer(smtp_server.port).start()

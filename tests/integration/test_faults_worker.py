@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from support.faults import ResetRequests, attempts, make_users, rows, statuses, wait_until
 from support.mailbox import SmtpServer
-from support.processes import BeatProcess, WorkerProcess
+from support.processes import WorkerProcess
 
 from shared.config import Settings
 
@@ -22,7 +22,6 @@ def test_worker_killed_mid_burst_loses_nothing(fault_web: Flask, fault_env, smtp
     """SIGKILL to the whole worker process group while it sends to a slow SMTP server."""
     smtp_server.mailbox.reply_delay = 0.15  # commits the email, then answers slowly
     emails = make_users(fault_web, BURST)
-    processes(BeatProcess(fault_env))
     worker = processes(WorkerProcess(fault_env))
 
     accepted = ResetRequests(fault_web.test_client()).ask_all(emails)
@@ -65,7 +64,6 @@ def test_worker_stopped_mid_burst_hands_its_work_back(fault_web: Flask, fault_en
     """SIGTERM (a normal stop) mid-burst: running sends finish, the rest go back, no duplicate."""
     smtp_server.mailbox.reply_delay = 0.15
     emails = make_users(fault_web, BURST)
-    processes(BeatProcess(fault_env))
     worker = processes(WorkerProcess(fault_env))
 
     accepted = ResetRequests(fault_web.test_client()).ask_all(emails)

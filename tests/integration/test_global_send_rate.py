@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from support.faults import ResetRequests, attempts, make_users, rows, statuses, wait_until
 from support.mailbox import SmtpServer
-from support.processes import BeatProcess, WorkerProcess
+from support.processes import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +29,8 @@ def test_a_burst_is_sent_at_the_global_rate_each_email_once_none_failed(
         fault_web: Flask, fault_env: dict[str, str], smtp_server: SmtpServer, processes,
         fault_figures):
     emails = make_users(fault_web, BURST)
-    processes(BeatProcess(fault_env))  # the relay brings back rows put back over the rate
-    # More processes than the rate lets send at once: some must put their row back.
+    # More processes than the rate lets send at once: some must put their row back, and the
+    # worker's own relay brings those back.
     processes(WorkerProcess(fault_env, concurrency=8))
 
     started = time.time()

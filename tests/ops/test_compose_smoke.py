@@ -69,7 +69,7 @@ def test_each_service_passes_its_own_healthcheck(stack: LocalStack, service: str
 def test_celery_healthchecks_ping_their_own_node_only(stack: LocalStack,
                                                       local_compose: LocalCompose):
     """With another container's hostname each check fails: it is not 'any node answers'."""
-    nodes = {"worker": "celery", "beat": "celerybeat"}
+    nodes = {"worker": "celery"}
 
     def check_elsewhere(service: str) -> subprocess.CompletedProcess[str]:
         env = {**local_compose.environment(service), "HOSTNAME": "some-other-container"}
@@ -113,12 +113,6 @@ def test_a_reset_goes_from_the_web_form_to_the_smtp_server(
     for log in (web_log, worker_log, stack.processes["flower"].log):
         assert email not in log
         assert token not in log
-
-
-def test_the_beat_scheduler_is_up(stack: LocalStack):
-    log = stack.processes["beat"].log
-    assert "beat: Starting..." in log, log[-2000:]
-    assert stack.processes["beat"].running
 
 
 def test_web_metrics_show_the_outbox_to_the_token_holder(

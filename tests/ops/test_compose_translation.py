@@ -38,8 +38,8 @@ def test_hosts_ports_volumes_and_image_paths_are_mapped(project: Path):
     assert env["PYTHONPATH"] == str(Path(__file__).resolve().parents[2])
     web = translated.command("web")
     assert f"127.0.0.1:{translated.local_port('web', 8000)}" in web
-    beat = " ".join(translated.command("beat"))
-    assert "/var/lib/microblog" not in beat and str(project / "volumes") in beat
+    flower = " ".join(translated.command("flower"))
+    assert "/var/lib/microblog" not in flower and str(project / "volumes") in flower
     argv, timeout = translated.healthcheck("worker")
     assert argv[:2] == ["sh", "-c"] and "celery@$HOSTNAME" in argv[2] and timeout == 15
 

@@ -1,4 +1,4 @@
-"""Real Redis, Celery worker, Celery beat and web processes for the integration tests."""
+"""Real Redis, Celery worker and web processes for the integration tests."""
 
 from __future__ import annotations
 
@@ -187,16 +187,6 @@ class WorkerProcess(ServiceProcess):
             "-P", self.pool, "-c", str(self.concurrency),
             "--without-gossip", "--without-mingle",
         ]
-
-
-class BeatProcess(ServiceProcess):
-    """`celery beat`: sends the outbox relay task every OUTBOX_RELAY_INTERVAL seconds."""
-
-    ready_marker = "beat: Starting..."
-
-    def command(self) -> list[str]:
-        return [str(BIN / "celery"), "-A", "worker.celery_app:celery_app", "beat",
-                "--loglevel", "INFO"]
 
 
 class WebProcess(ServiceProcess):

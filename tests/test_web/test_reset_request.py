@@ -36,6 +36,8 @@ def test_known_email_records_and_enqueues_only_an_id(client: FlaskClient, app: F
     assert message["properties"]["delivery_info"]["routing_key"] == "email"
     body = json.loads(base64.b64decode(message["body"]))
     assert body[0] == [] and body[1] == {"delivery_id": delivery.id}
+    # The first attempt's identity, as the relay names later ones (`<id>-<n>`).
+    assert (message["headers"]["id"], message["headers"]["retries"]) == (f"{delivery.id}-1", 0)
     raw = json.dumps(message)
     assert "susan" not in raw.lower() and "example.com" not in raw
 

@@ -1,4 +1,4 @@
-"""Broker and beat settings that the delivery guarantees rest on."""
+"""Broker and relay settings that the delivery guarantees rest on."""
 
 from __future__ import annotations
 
@@ -17,19 +17,15 @@ from shared.config import ConfigError, Settings
 from worker.app import create_worker_app
 
 
-def test_worker_registers_every_contract_task_and_schedules_the_relay(settings: Settings):
+def test_worker_registers_every_contract_task_and_runs_the_relay_itself(settings: Settings):
     celery = create_worker_app(settings).extensions["celery"]
     celery.loader.import_default_modules()
-    for name in ("email.send_password_reset", "email.send_password_changed",
-                 "email.relay_outbox"):
+    for name in ("email.send_password_reset", "email.send_password_changed"):
         assert name in celery.tasks
-    [entry] = celery.conf.beat_schedule.values()
-    assert entry["task"] == "email.relay_outbox"
-    assert entry["schedule"] == settings.outbox_relay_interval
-    # A relay stuck behind a backlog expires, but not before a stuck row would be relayed.
-    assert entry["options"]["expires"] >= settings.outbox_stale_after
-    # No schedule file: beat keeps its one interval in memory.
-    assert celery.conf.beat_scheduler == "celery.beat:Scheduler"
+    # No relay task and no schedule: each worker's main process sweeps (a bootstep).
+    assert "email.relay_outbox" not in celery.tasks
+    assert not celery.conf.beat_schedule
+    assert "Outbox relay" in {step.label for step in celery.steps["worker"]}
 
 
 def test_a_killed_workers_task_comes_back_within_about_thirty_seconds():

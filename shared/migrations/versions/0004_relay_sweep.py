@@ -25,6 +25,8 @@ def upgrade():
         sa.Column('last_swept_at', sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint('name'),
     )
+    # The one sweep there is: every worker's relay takes this row's lease.
+    op.execute("INSERT INTO relay_sweep (name) VALUES ('outbox')")
 
 
 def downgrade():

@@ -1,7 +1,7 @@
 """sign-ins a server can end: one row per signed-in browser
 
-Revision ID: 0005_sessions
-Revises: 0004_relay_sweep
+Revision ID: 0006_sessions
+Revises: 0005_relay
 Create Date: 2026-12-01 20:45:00
 
 """
@@ -10,8 +10,8 @@ from alembic import op
 
 
 # revision identifiers, used by Alembic.
-revision = '0005_sessions'
-down_revision = '0004_relay_sweep'
+revision = '0006_sessions'
+down_revision = '0005_relay'
 branch_labels = None
 depends_on = None
 
