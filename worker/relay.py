@@ -36,7 +36,7 @@ from shared.events import delivery_event
 from shared.models import RelaySweep
 from worker import outbox
 from worker.kinds import KINDS
-from worker.retention import delete_finished
+from worker.retention import delete_ended_sign_ins, delete_finished
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,11 @@ def sweep(holder: str, retain: bool = True) -> SweepReport | None:
     if not take_sweep_lease(holder, LEASE_SHARE * settings.outbox_relay_interval):
         return None
     relayed = relay_due()
-    deleted = (delete_finished(timedelta(hours=settings.outbox_retention_hours),
-                               RETENTION_BATCH) if retain else 0)
+    deleted = 0
+    if retain:
+        deleted = delete_finished(timedelta(hours=settings.outbox_retention_hours),
+                                  RETENTION_BATCH)
+        delete_ended_sign_ins()
     db.session.execute(_SWEPT, {"sweeper": holder})
     db.session.commit()
     return SweepReport(relayed, deleted)

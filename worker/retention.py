@@ -14,7 +14,13 @@ from sqlalchemy import delete, func, select
 
 from shared.database import db
 from shared.db_clock import db_now
-from shared.models import FINAL_STATUSES, DeliveryAttempt, DeliveryStatus, EmailDelivery
+from shared.models import (
+    FINAL_STATUSES,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EmailDelivery,
+    LoginSession,
+)
 
 # Every status a row never leaves by itself: throttled rows are never sent either.
 FINISHED = tuple(status.value for status in (*FINAL_STATUSES, DeliveryStatus.THROTTLED))
@@ -49,3 +55,14 @@ def delete_finished(retention: timedelta, batch: int = 500) -> int:
         deleted += len(ids)
         if len(ids) < batch:
             return deleted
+
+
+def delete_ended_sign_ins() -> int:
+    """Delete the rows of sign-ins that ran out or were ended by a version bump.
+
+    They no longer sign anyone in (the web's user loader checks both), so this only keeps
+    the table to the browsers still signed in; `flask sessions purge` does the same by hand.
+    """
+    deleted = LoginSession.purge_ended(db.session.scalar(select(db_now())))
+    db.session.commit()
+    return deleted

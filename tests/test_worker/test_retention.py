@@ -10,8 +10,8 @@ from sqlalchemy import event, func, select, text
 
 from shared.clock import utcnow
 from shared.database import db
-from shared.models import DeliveryAttempt, DeliveryStatus, EmailDelivery
-from worker.retention import FINISHED, delete_finished
+from shared.models import DeliveryAttempt, DeliveryStatus, EmailDelivery, LoginSession, User
+from worker.retention import FINISHED, delete_ended_sign_ins, delete_finished
 
 WEEK = timedelta(days=7)
 
@@ -88,3 +88,24 @@ def test_sqlite_enforces_the_cascade_to_attempts(worker_app: Flask, outbox):
                            {"id": delivery_id})
         db.session.commit()
     assert remaining(worker_app) == (set(), 0)
+
+
+def test_the_sweep_also_deletes_sign_ins_that_ended(worker_app: Flask):
+    """Expired sign-ins, and those a version bump ended, go; live ones stay."""
+    now = utcnow()
+
+    def sign_in(user_id: int, token: str, expires_in: timedelta, version: int = 0) -> None:
+        db.session.add(LoginSession(id=token, user_id=user_id, session_version=version,
+                                    created_at=now, last_seen_at=now,
+                                    expires_at=now + expires_in, user_agent="Firefox on Linux"))
+
+    with worker_app.app_context():
+        user = User(username="susan", email="susan@example.com", password_hash="unused")
+        db.session.add(user)
+        db.session.commit()
+        sign_in(user.id, "live", timedelta(days=1))
+        sign_in(user.id, "ran-out", -timedelta(minutes=1))
+        sign_in(user.id, "ended-by-a-bump", timedelta(days=1), version=-1)
+        db.session.commit()
+        assert delete_ended_sign_ins() == 2
+        assert set(db.session.scalars(select(LoginSession.id))) == {"live"}
