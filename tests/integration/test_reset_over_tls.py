@@ -110,5 +110,5 @@ def test_a_relay_password_without_tls_stops_the_worker_with_one_line(
     with pytest.raises(RuntimeError, match="did not become ready"):
         worker.start(timeout=60)
     [line] = [line for line in worker.output if line.strip()]
-    assert line.startswith("worker refused to start: MAIL_USERNAME is set")
+    assert line.startswith("microblog: configuration error: MAIL_USERNAME is set")
     assert "MAIL_ALLOW_PLAINTEXT_AUTH" in line and PASSWORD not in line
