@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import kombu.pools
 import pytest
 import redis
 from flask import Flask
@@ -19,11 +18,10 @@ from support.faults import SHORT_TIMEOUTS, FaultFigures
 from support.mailbox import SmtpServer
 from support.processes import RedisServer, ServiceProcess, WorkerProcess
 from support.redis_db import ClaimedRedis
+from support.web_apps import built_web_app
 
 from scripts.embedded_redis import free_port
 from shared.config import Settings
-from shared.database import db
-from web import create_app
 
 FIGURES = pytest.StashKey[list[FaultFigures]]()
 CALL_FAILED = pytest.StashKey[bool]()
@@ -84,15 +82,8 @@ def empty_broker(redis_url: str, standalone_redis: ClaimedRedis | None) -> str:
 
 
 def web_app_for(env: dict[str, str]) -> Iterator[Flask]:
-    kombu.pools.reset()
-    app = create_app(Settings.from_env(env))
-    with app.app_context():
-        db.create_all()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    kombu.pools.reset()
+    with built_web_app(Settings.from_env(env)) as app:
+        yield app
 
 
 @pytest.fixture

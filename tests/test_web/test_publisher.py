@@ -5,31 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import kombu.pools
 import pytest
 from flask import Flask
+from support.web_apps import built_web_app
 
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.contract import SEND_PASSWORD_RESET, DeliveryPayload
 from shared.database import db
 from shared.models import DeliveryKind, EmailDelivery
-from web import create_app
 from web.publisher import publish_delivery
 
 
 @pytest.fixture
 def app_without_broker(settings: Settings, tmp_path: Path) -> Iterator[Flask]:
     """Nothing listens on port 1: every connection attempt is refused at once."""
-    kombu.pools.reset()
-    app = create_app(settings.with_overrides(publish_timeout_seconds=0.5))
-    with app.app_context():
-        db.create_all()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    kombu.pools.reset()
+    with built_web_app(settings.with_overrides(publish_timeout_seconds=0.5)) as app:
+        yield app
 
 
 def test_a_refused_publish_marks_the_row_for_the_next_relay_sweep(app_without_broker: Flask):

@@ -10,17 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import kombu.pools
 import pytest
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from support.sentinel import SentinelGroup
+from support.web_apps import built_web_app
 
 from shared.config import Settings
 from shared.contract import EMAIL_QUEUE
 from shared.database import db
 from shared.models import EmailDelivery
-from web import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -29,22 +28,14 @@ TOKEN = "metrics-token-0123456789"
 
 @pytest.fixture
 def sentinel_app(settings: Settings, sentinel_group: SentinelGroup) -> Iterator[Flask]:
-    kombu.pools.reset()
-    app = create_app(settings.with_overrides(
+    with built_web_app(settings.with_overrides(
         redis_url=sentinel_group.url(),
         redis_sentinel_password=sentinel_group.sentinel_password,
         ratelimit_storage_uri=None,  # the limiter's counters go to the broker's Redis too
         ratelimit_reset_request_per_email="2 per 15 minutes",
         metrics_token=TOKEN,
-    ))
-    app.config["WTF_CSRF_ENABLED"] = False
-    with app.app_context():
-        db.create_all()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    kombu.pools.reset()
+    ), csrf=False) as app:
+        yield app
 
 
 def ask_for_reset(app: Flask, email: str = "susan@example.com") -> None:
